@@ -1,0 +1,216 @@
+"""Wiring and lifecycle: database, writers, OCPP listener, HTTP app, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+import uvicorn
+
+from csms.config import Settings
+from csms.db import charge_points
+from csms.db.batch import BatchWriter
+from csms.db.charge_points import Presence, flush_boots
+from csms.db.connectors import flush_statuses
+from csms.db.embedded import EmbeddedPostgres
+from csms.db.meter_values import flush_meter_values
+from csms.db.migrate import migrate
+from csms.db.pool import create_pool
+from csms.domain import registration
+from csms.domain.events import EventBus
+from csms.http.app import create_app
+from csms.ocpp16.commands import CommandService
+from csms.ocpp16.context import Services
+from csms.ocpp16.errors import CommandError
+from csms.ocpp16.server import OcppServer
+
+log = structlog.get_logger()
+
+EMBEDDED_DATABASE = "csms"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    # We own the process's signals (``csms serve``); uvicorn must not replace them.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def resolve_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The DSN to use: the configured one, or a database on an embedded server."""
+    if settings.database_url:
+        return settings.database_url, None
+    embedded = EmbeddedPostgres(settings.data_dir)
+    admin_dsn = await asyncio.to_thread(embedded.start)
+    connection = await asyncpg.connect(admin_dsn)
+    try:
+        exists = await connection.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", EMBEDDED_DATABASE
+        )
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{EMBEDDED_DATABASE}"')
+    finally:
+        await connection.close()
+    return embedded.dsn_for(EMBEDDED_DATABASE), embedded
+
+
+async def migrate_database(dsn: str) -> list[str]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await migrate(connection)
+    finally:
+        await connection.close()
+
+
+class CentralSystem:
+    """The whole central system in one process: ``start``, then ``stop``."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.node_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.events = EventBus()
+        self._embedded: EmbeddedPostgres | None = None
+        self._http: _EmbeddedUvicorn | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(
+        self,
+        *,
+        ocpp_sock: socket.socket | None = None,
+        http_sock: socket.socket | None = None,
+    ) -> None:
+        settings = self.settings
+        self.dsn, self._embedded = await resolve_database(settings)
+        await migrate_database(self.dsn)
+        self.pool = await create_pool(self.dsn)
+        self.presence = Presence(self.pool, self.node_id)
+        self.boots = BatchWriter("boots", self.pool, flush_boots, max_rows=1000)
+        self.statuses = BatchWriter(
+            "statuses",
+            self.pool,
+            flush_statuses,
+            max_rows=settings.write_batch_rows,
+            max_delay=settings.write_batch_seconds,
+        )
+        self.meter_values = BatchWriter(
+            "meter_values",
+            self.pool,
+            flush_meter_values,
+            max_rows=settings.write_batch_rows,
+            max_delay=settings.write_batch_seconds,
+        )
+        for writer in (self.boots, self.statuses, self.meter_values):
+            writer.start()
+        self.presence.start()
+        await self._mark_all_disconnected()
+        self.services = Services(
+            settings=settings,
+            pool=self.pool,
+            clock=self.clock,
+            events=self.events,
+            presence=self.presence,
+            boots=self.boots,
+            statuses=self.statuses,
+            meter_values=self.meter_values,
+            registrations=await charge_points.load_registrations(self.pool),
+        )
+        self.ocpp = OcppServer(self.services)
+        self.commands = CommandService(self.ocpp, self.pool, self.clock, settings.command_timeout)
+        await self.ocpp.start(settings.ocpp_host, settings.ocpp_port, sock=ocpp_sock)
+        await self._start_http(http_sock)
+        log.info(
+            "csms.started", node_id=self.node_id, ocpp_port=self.ocpp.port, http_port=self.http_port
+        )
+
+    async def _mark_all_disconnected(self) -> None:
+        # Sockets do not survive a restart; whatever was "connected" is not any more.
+        await self.pool.execute(
+            "UPDATE charge_points SET connected = false, connected_node = NULL WHERE connected"
+        )
+
+    async def _start_http(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.settings.http_host, self.settings.http_port))
+        config = uvicorn.Config(create_app(self), log_config=None, access_log=False, lifespan="off")
+        self._http = _EmbeddedUvicorn(config)
+        self._http_sock = sock
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="http")
+        while not self._http.started:
+            if self._http_task.done():
+                await self._http_task  # raises what stopped it
+                raise RuntimeError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    @property
+    def http_port(self) -> int:
+        return self._http_sock.getsockname()[1]
+
+    async def health(self) -> dict[str, bool]:
+        try:
+            database = await self.pool.fetchval("SELECT 1", timeout=2) == 1
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            database = False
+        return {"database": database, "ocpp_listener": self.ocpp.listening}
+
+    async def set_registration(self, charge_point_id: str, status: str) -> bool:
+        """Operator decision on a charger's registration; an accepted charger reboots now."""
+        if not await charge_points.set_registration(self.pool, charge_point_id, status):
+            return False
+        self.services.registrations[charge_point_id] = status
+        log.info("ocpp.registration_changed", charge_point_id=charge_point_id, status=status)
+        connection = self.ocpp.find(charge_point_id)
+        if connection is not None and status == registration.ACCEPTED:
+            # Ask it to boot again rather than wait up to its boot retry interval.
+            self._spawn(self._trigger_boot(charge_point_id))
+        return True
+
+    async def _trigger_boot(self, charge_point_id: str) -> None:
+        try:
+            await self.commands.send(
+                charge_point_id, "TriggerMessage", {"requestedMessage": "BootNotification"}
+            )
+        except CommandError:
+            pass  # logged by the command service; the charger will boot on its own schedule
+
+    def _spawn(self, coroutine: object) -> None:
+        task = asyncio.create_task(coroutine)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("csms.task_failed", exc_info=task.exception())
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            self._http.should_exit = True
+            if self._http_task is not None:
+                await self._http_task
+        if hasattr(self, "ocpp"):
+            await self.ocpp.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "pool"):
+            for writer in (self.boots, self.statuses, self.meter_values):
+                await writer.close()
+            await self.presence.close()
+            await self.pool.close()
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.close)
+        log.info("csms.stopped")

@@ -1,0 +1,136 @@
+"""Settings: one frozen dataclass built once from the environment.
+
+Nothing else in the project reads ``os.environ``. A bad value raises
+``ConfigError`` naming the variable; the CLI turns it into one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+UNKNOWN_CHARGER_POLICIES = ("accept", "pending", "reject")
+LOG_FORMATS = ("json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(Exception):
+    """A configuration variable has a value we cannot use."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None = None
+    data_dir: Path = Path(".csms")
+    ocpp_host: str = "0.0.0.0"
+    ocpp_port: int = 9000
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    heartbeat_interval: int = 300
+    unknown_chargers: str = "accept"
+    log_format: str = "json"
+    log_level: str = "info"
+    command_timeout: float = 30.0
+    ws_ping_interval: float = 60.0
+    ws_ping_timeout: float = 300.0
+    # Group commit: a batch of meter values / status rows is written when it
+    # reaches this many rows or this age, whichever comes first.
+    write_batch_rows: int = 5000
+    write_batch_seconds: float = 0.02
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        defaults = cls()
+        return cls(
+            database_url=reader.url("CSMS_DATABASE_URL"),
+            data_dir=Path(reader.text("CSMS_DATA_DIR", str(defaults.data_dir))),
+            ocpp_host=reader.text("CSMS_OCPP_HOST", defaults.ocpp_host),
+            ocpp_port=reader.port("CSMS_OCPP_PORT", defaults.ocpp_port),
+            http_host=reader.text("CSMS_HTTP_HOST", defaults.http_host),
+            http_port=reader.port("CSMS_HTTP_PORT", defaults.http_port),
+            heartbeat_interval=reader.integer(
+                "CSMS_HEARTBEAT_INTERVAL", defaults.heartbeat_interval, minimum=1
+            ),
+            unknown_chargers=reader.choice(
+                "CSMS_UNKNOWN_CHARGERS", defaults.unknown_chargers, UNKNOWN_CHARGER_POLICIES
+            ),
+            log_format=reader.choice("CSMS_LOG_FORMAT", defaults.log_format, LOG_FORMATS),
+            log_level=reader.choice("CSMS_LOG_LEVEL", defaults.log_level, LOG_LEVELS),
+            command_timeout=reader.seconds("CSMS_COMMAND_TIMEOUT", defaults.command_timeout),
+            ws_ping_interval=reader.seconds("CSMS_WS_PING_INTERVAL", defaults.ws_ping_interval),
+            ws_ping_timeout=reader.seconds("CSMS_WS_PING_TIMEOUT", defaults.ws_ping_timeout),
+        )
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def _raw(self, name: str) -> str | None:
+        value = self._env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def text(self, name: str, default: str) -> str:
+        return self._raw(name) or default
+
+    def url(self, name: str) -> str | None:
+        value = self._raw(name)
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            raise ConfigError(name, f"not a valid URL ({exc})") from None
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise ConfigError(name, "must be a postgresql:// URL")
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(name, f"not a whole number: {value!r}") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+            raise ConfigError(name, f"{number} is out of range ({bound})")
+        return number
+
+    def port(self, name: str, default: int) -> int:
+        return self.integer(name, default, minimum=0, maximum=65535)
+
+    def seconds(self, name: str, default: float) -> float:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(name, f"not a number of seconds: {value!r}") from None
+        if number <= 0:
+            raise ConfigError(name, "must be greater than 0")
+        return number
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self._raw(name)
+        if value is None:
+            return default
+        if value.lower() not in choices:
+            raise ConfigError(name, f"{value!r} is not one of {', '.join(choices)}")
+        return value.lower()

@@ -1,0 +1,186 @@
+"""SQL for the charge point aggregate: registration, boot details, presence, notifications."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger()
+
+_BOOT_FIELDS = {
+    "vendor": "chargePointVendor",
+    "model": "chargePointModel",
+    "serial_number": "chargePointSerialNumber",
+    "charge_box_serial_number": "chargeBoxSerialNumber",
+    "firmware_version": "firmwareVersion",
+    "iccid": "iccid",
+    "imsi": "imsi",
+    "meter_type": "meterType",
+    "meter_serial_number": "meterSerialNumber",
+}
+
+
+async def load_registrations(pool: asyncpg.Pool) -> dict[str, str]:
+    rows = await pool.fetch("SELECT id, registration_status FROM charge_points")
+    return {r["id"]: r["registration_status"] for r in rows}
+
+
+async def fetch_registration(pool: asyncpg.Pool, charge_point_id: str) -> str | None:
+    return await pool.fetchval(
+        "SELECT registration_status FROM charge_points WHERE id = $1", charge_point_id
+    )
+
+
+async def insert_if_new(pool: asyncpg.Pool, charge_point_id: str, status: str, at: datetime) -> str:
+    """Register a charger first seen now; return its registration status either way."""
+    return await pool.fetchval(
+        """INSERT INTO charge_points (id, registration_status, first_seen_at, last_seen_at)
+           VALUES ($1, $2, $3, $3)
+           ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
+           RETURNING registration_status""",
+        charge_point_id,
+        status,
+        at,
+    )
+
+
+async def set_registration(pool: asyncpg.Pool, charge_point_id: str, status: str) -> bool:
+    result = await pool.execute(
+        "UPDATE charge_points SET registration_status = $2 WHERE id = $1", charge_point_id, status
+    )
+    return result != "UPDATE 0"
+
+
+@dataclass(slots=True, frozen=True)
+class BootRow:
+    charge_point_id: str
+    payload: dict[str, Any]
+    at: datetime
+
+
+async def flush_boots(connection: asyncpg.Connection, rows: list[BootRow]) -> None:
+    await connection.executemany(
+        """UPDATE charge_points SET vendor = $2, model = $3, serial_number = $4,
+               charge_box_serial_number = $5, firmware_version = $6, iccid = $7, imsi = $8,
+               meter_type = $9, meter_serial_number = $10, boot_payload = $11,
+               last_boot_at = $12, last_seen_at = greatest(last_seen_at, $12)
+           WHERE id = $1""",
+        [
+            (
+                row.charge_point_id,
+                *(_text(row.payload.get(key)) for key in _BOOT_FIELDS.values()),
+                row.payload,
+                row.at,
+            )
+            for row in rows
+        ],
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+async def record_notification(
+    pool: asyncpg.Pool, charge_point_id: str, kind: str, status: str, at: datetime
+) -> None:
+    """Firmware or diagnostics status: current value on the charger, plus history."""
+    column = {"firmware": "firmware_status", "diagnostics": "diagnostics_status"}[kind]
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute(
+            f"UPDATE charge_points SET {column} = $2, {column}_at = $3 WHERE id = $1",
+            charge_point_id,
+            status,
+            at,
+        )
+        await connection.execute(
+            """INSERT INTO charge_point_notifications (charge_point_id, kind, status, received_at)
+               VALUES ($1, $2, $3, $4)""",
+            charge_point_id,
+            kind,
+            status,
+            at,
+        )
+
+
+class Presence:
+    """Who is connected and when each charger was last heard, written once a second.
+
+    Heartbeats are the hottest message; one UPDATE per heartbeat would cap us at
+    the database's write rate, so the latest state per charger is kept here and
+    flushed in one statement.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, node_id: str, interval: float = 1.0) -> None:
+        self._pool = pool
+        self._node_id = node_id
+        self._interval = interval
+        self._seen: dict[str, datetime] = {}
+        self._connected: dict[str, bool] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def seen(self, charge_point_id: str, at: datetime) -> None:
+        self._seen[charge_point_id] = at
+
+    def connected(self, charge_point_id: str, at: datetime) -> None:
+        self._seen[charge_point_id] = at
+        self._connected[charge_point_id] = True
+
+    def disconnected(self, charge_point_id: str, at: datetime) -> None:
+        self._seen[charge_point_id] = at
+        self._connected[charge_point_id] = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="presence-writer")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await asyncio.shield(self.flush())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("db.presence_flush_failed", error=str(exc))
+
+    async def flush(self) -> None:
+        if not self._seen:
+            return
+        seen, connected = self._seen, self._connected
+        self._seen, self._connected = {}, {}
+        ids = list(seen)
+        try:
+            await self._pool.execute(
+                """UPDATE charge_points AS cp
+                   SET last_seen_at = greatest(cp.last_seen_at, u.seen),
+                       connected = coalesce(u.connected, cp.connected),
+                       connected_node = CASE WHEN u.connected IS NULL THEN cp.connected_node
+                                             WHEN u.connected THEN $4
+                                             ELSE NULL END
+                   FROM unnest($1::text[], $2::timestamptz[], $3::boolean[])
+                        AS u(id, seen, connected)
+                   WHERE cp.id = u.id""",
+                ids,
+                [seen[i] for i in ids],
+                [connected.get(i) for i in ids],
+                self._node_id,
+            )
+        except BaseException:
+            # Put the state back (newer values win) so the next flush retries it.
+            for key, value in seen.items():
+                self._seen.setdefault(key, value)
+            for key, flag in connected.items():
+                self._connected.setdefault(key, flag)
+            raise

@@ -1,0 +1,93 @@
+"""Domain events the OCPP side publishes; the bridge and operators subscribe.
+
+Publishing never blocks: each subscriber has its own queue and its own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(slots=True, frozen=True)
+class ChargePointConnected:
+    charge_point_id: str
+    at: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class ChargePointDisconnected:
+    charge_point_id: str
+    at: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class ConnectorStatusChanged:
+    charge_point_id: str
+    connector_id: int
+    status: str
+    previous_status: str | None
+    error_code: str
+    at: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class TransactionStarted:
+    charge_point_id: str
+    connector_id: int
+    transaction_id: int
+    id_tag: str
+    meter_start_wh: int
+    at: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class TransactionStopped:
+    charge_point_id: str
+    transaction_id: int
+    meter_stop_wh: int
+    reason: str | None
+    at: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class MeterSampled:
+    """The latest energy register and SoC seen for a connector (not every sample)."""
+
+    charge_point_id: str
+    connector_id: int
+    transaction_id: int | None
+    energy_wh: float | None
+    soc_percent: float | None
+    at: datetime
+
+
+Event = (
+    ChargePointConnected
+    | ChargePointDisconnected
+    | ConnectorStatusChanged
+    | TransactionStarted
+    | TransactionStopped
+    | MeterSampled
+)
+
+
+class EventBus:
+    """In-process fan-out of domain events to subscriber queues."""
+
+    def __init__(self) -> None:
+        self._queues: list[asyncio.Queue[Event]] = []
+
+    def subscribe(self) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._queues.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
+        if queue in self._queues:
+            self._queues.remove(queue)
+
+    def publish(self, event: Event) -> None:
+        for queue in self._queues:
+            queue.put_nowait(event)

@@ -1,0 +1,141 @@
+"""Send any central-system-initiated OCPP 1.6 action to a charger and get its answer.
+
+``CommandService.send`` is the one entry point used by the operator API, the
+CLI and the Smartcar bridge. It finds the charger through a ``Locator``; today
+the locator is this process's connection registry, and because callers only
+see ``send``, a locator that forwards to the process holding the socket (the
+``charge_points.connected_node`` column records which) can be added without
+touching them.
+
+Raises the ``csms.ocpp16.errors.CommandError`` family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from functools import cache
+from typing import Any, Protocol
+
+import asyncpg
+import fastjsonschema
+import structlog
+from websockets.exceptions import ConnectionClosed
+
+from csms.db import messages
+from csms.ocpp16.errors import (
+    CallErrorReceived,
+    CommandTimeout,
+    InvalidCommand,
+    NotConnected,
+)
+from csms.ocpp16.validation import load_schema
+
+log = structlog.get_logger()
+
+CENTRAL_SYSTEM_ACTIONS = frozenset(
+    {
+        "CancelReservation",
+        "ChangeAvailability",
+        "ChangeConfiguration",
+        "ClearCache",
+        "ClearChargingProfile",
+        "DataTransfer",
+        "GetCompositeSchedule",
+        "GetConfiguration",
+        "GetDiagnostics",
+        "GetLocalListVersion",
+        "RemoteStartTransaction",
+        "RemoteStopTransaction",
+        "ReserveNow",
+        "Reset",
+        "SendLocalList",
+        "SetChargingProfile",
+        "TriggerMessage",
+        "UnlockConnector",
+        "UpdateFirmware",
+    }
+)
+
+
+class Connection(Protocol):
+    async def call(
+        self, action: str, payload: dict[str, Any], timeout: float
+    ) -> dict[str, Any]: ...
+
+
+class Locator(Protocol):
+    def find(self, charge_point_id: str) -> Connection | None: ...
+
+
+@cache
+def _strict_validator(action: str) -> Callable[[Any], Any]:
+    # What we send must be exactly right: the unrelaxed schema, formats included.
+    return fastjsonschema.compile(load_schema(action))
+
+
+def check_command(action: str, payload: dict[str, Any]) -> None:
+    """Raise ``InvalidCommand`` unless ``action`` with ``payload`` is a valid 1.6 request."""
+    if action not in CENTRAL_SYSTEM_ACTIONS:
+        raise InvalidCommand(f"{action!r} is not a central-system-initiated OCPP 1.6 action")
+    try:
+        _strict_validator(action)(payload)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        field = ".".join(str(p) for p in (exc.path or [])[1:]) or None
+        raise InvalidCommand(exc.message.replace("data.", "", 1), field) from None
+
+
+class CommandService:
+    def __init__(
+        self,
+        locator: Locator,
+        pool: asyncpg.Pool,
+        clock: Callable[[], datetime],
+        default_timeout: float,
+    ) -> None:
+        self._locator = locator
+        self._pool = pool
+        self._clock = clock
+        self._default_timeout = default_timeout
+
+    async def send(
+        self,
+        charge_point_id: str,
+        action: str,
+        payload: dict[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Send ``action`` to the charger and return its answer payload."""
+        check_command(action, payload)
+        timeout = timeout or self._default_timeout
+        bound = log.bind(charge_point_id=charge_point_id, action=action)
+        command_id = await messages.record_command(
+            self._pool, charge_point_id, action, payload, self._clock()
+        )
+        try:
+            connection = self._locator.find(charge_point_id)
+            if connection is None:
+                raise NotConnected(charge_point_id)
+            try:
+                response = await connection.call(action, payload, timeout)
+            except TimeoutError:
+                raise CommandTimeout(charge_point_id, action, timeout) from None
+            except ConnectionClosed:
+                raise NotConnected(charge_point_id) from None
+        except (NotConnected, CommandTimeout, CallErrorReceived) as exc:
+            outcome = {
+                NotConnected: "not_connected",
+                CommandTimeout: "timeout",
+                CallErrorReceived: "call_error",
+            }[type(exc)]
+            bound.warning("ocpp.command_failed", outcome=outcome, error=str(exc))
+            await messages.record_command_outcome(
+                self._pool, command_id, outcome, None, str(exc), self._clock()
+            )
+            raise
+        bound.info("ocpp.command_completed", response=response)
+        await messages.record_command_outcome(
+            self._pool, command_id, "answered", response, None, self._clock()
+        )
+        return response

@@ -1,0 +1,235 @@
+"""One charger's WebSocket: feeds frames to the framing core and routes calls to handlers.
+
+Incoming CALLs are answered one at a time, in order (some firmware sends the
+next CALL before our answer; we queue rather than deadlock). Our own CALLs
+(commands) are correlated by message id in ``_pending``; an answer that comes
+after its timeout is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+from ocpp.exceptions import (
+    InternalError,
+    NotImplementedError,
+    NotSupportedError,
+    OCPPError,
+    SecurityError,
+)
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from csms.db import transactions
+from csms.domain.registration import may_send
+from csms.ocpp16 import handlers, transaction_handlers
+from csms.ocpp16.context import Services
+from csms.ocpp16.errors import CallErrorReceived
+from csms.ocpp16.framing import (
+    Call,
+    CallError,
+    CallResult,
+    MalformedFrame,
+    call_frame,
+    error_frame,
+    parse_frame,
+    result_frame,
+)
+from csms.ocpp16.validation import validate_request
+
+Handler = Callable[["ChargePointConnection", dict[str, Any], datetime], Awaitable[dict[str, Any]]]
+
+ROUTES: dict[str, Handler] = {
+    "Authorize": handlers.authorize,
+    "BootNotification": handlers.boot_notification,
+    "DataTransfer": handlers.data_transfer,
+    "DiagnosticsStatusNotification": handlers.diagnostics_status,
+    "FirmwareStatusNotification": handlers.firmware_status,
+    "Heartbeat": handlers.heartbeat,
+    "MeterValues": transaction_handlers.meter_values,
+    "StartTransaction": transaction_handlers.start_transaction,
+    "StatusNotification": handlers.status_notification,
+    "StopTransaction": transaction_handlers.stop_transaction,
+}
+
+# Actions of OCPP 1.6 (and its security whitepaper) that a charger must not send us:
+# recognised, so NotSupported rather than NotImplemented (OCPP-J 4.2.3).
+KNOWN_OTHER_ACTIONS = frozenset(
+    {
+        "CancelReservation",
+        "ChangeAvailability",
+        "ChangeConfiguration",
+        "ClearCache",
+        "ClearChargingProfile",
+        "GetCompositeSchedule",
+        "GetConfiguration",
+        "GetDiagnostics",
+        "GetLocalListVersion",
+        "RemoteStartTransaction",
+        "RemoteStopTransaction",
+        "ReserveNow",
+        "Reset",
+        "SendLocalList",
+        "SetChargingProfile",
+        "TriggerMessage",
+        "UnlockConnector",
+        "UpdateFirmware",
+        "SecurityEventNotification",
+        "SignCertificate",
+        "SignedFirmwareStatusNotification",
+        "LogStatusNotification",
+    }
+)
+
+
+class ChargePointConnection:
+    """State of one connected charger; kept small because thousands are held at once."""
+
+    __slots__ = (
+        "_nonconforming_logged",
+        "_pending",
+        "active_tx",
+        "charge_point_id",
+        "last_energy_wh",
+        "last_rx",
+        "log",
+        "registration_status",
+        "services",
+        "statuses",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        charge_point_id: str,
+        ws: ServerConnection,
+        services: Services,
+        registration_status: str,
+    ) -> None:
+        self.charge_point_id = charge_point_id
+        self.ws = ws
+        self.services = services
+        self.registration_status = registration_status
+        self.log = structlog.get_logger().bind(charge_point_id=charge_point_id)
+        self.statuses: dict[int, str] | None = None
+        self.active_tx: dict[int, int] | None = None
+        self.last_energy_wh: dict[int, float] = {}
+        self.last_rx = asyncio.get_running_loop().time()
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._nonconforming_logged: set[str] | None = None
+
+    async def serve(self) -> None:
+        """Answer frames until the socket closes."""
+        loop = asyncio.get_running_loop()
+        try:
+            async for raw in self.ws:
+                self.last_rx = loop.time()
+                await self.handle_frame(raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionClosed(None, None))
+
+    async def handle_frame(self, raw: str | bytes) -> None:
+        now = self.services.clock()
+        self.services.presence.seen(self.charge_point_id, now)
+        try:
+            message = parse_frame(raw)
+        except MalformedFrame as exc:
+            self.log.warning(
+                "ocpp.bad_frame", code=exc.error.code, description=exc.error.description
+            )
+            await self.ws.send(error_frame(exc.message_id, exc.error))
+            return
+        if type(message) is Call:
+            await self._answer(message, now)
+        else:
+            self._resolve(message)  # type: ignore[arg-type]
+
+    async def _answer(self, call: Call, now: datetime) -> None:
+        self.log.debug("ocpp.call_received", action=call.action, message_id=call.message_id)
+        try:
+            handler = ROUTES.get(call.action)
+            if handler is None:
+                if call.action in KNOWN_OTHER_ACTIONS:
+                    raise NotSupportedError(description=f"{call.action} is not supported here")
+                raise NotImplementedError(description=f"Unknown action {call.action!r}")
+            if not may_send(self.registration_status, call.action):
+                # 1.6 section 4.2.1: until Accepted a charger may only send BootNotification.
+                raise SecurityError(
+                    description=f"Charge point is {self.registration_status}, not Accepted"
+                )
+            deviations: list[str] = []
+            payload = validate_request(call.action, call.payload, deviations)
+            if deviations:
+                self.note_deviations(deviations)
+            response = await handler(self, payload, now)
+        except OCPPError as exc:
+            self.log.warning(
+                "ocpp.call_error_sent",
+                action=call.action,
+                code=exc.code,
+                description=exc.description,
+                details=exc.details or None,
+            )
+            frame = error_frame(call.message_id, exc)
+        except Exception:
+            # Internal details go to the log, never onto the wire.
+            self.log.exception("ocpp.handler_failed", action=call.action)
+            frame = error_frame(call.message_id, InternalError(description="Internal error"))
+        else:
+            frame = result_frame(call.message_id, response)
+        await self.ws.send(frame)
+
+    def _resolve(self, message: CallResult | CallError) -> None:
+        future = self._pending.get(message.message_id)
+        if future is None or future.done():
+            self.log.info("ocpp.late_response", message_id=message.message_id)
+            return
+        if type(message) is CallResult:
+            future.set_result(message.payload)
+        else:
+            future.set_exception(
+                CallErrorReceived(message.code, message.description, message.details)
+            )
+
+    async def call(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send a CALL and wait for the charger's CALLRESULT payload.
+
+        Raises ``CallErrorReceived``, ``TimeoutError`` or ``ConnectionClosed``.
+        """
+        message_id = uuid.uuid4().hex
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[message_id] = future
+        try:
+            await self.ws.send(call_frame(message_id, action, payload))
+            async with asyncio.timeout(timeout):
+                return await future
+        finally:
+            del self._pending[message_id]
+
+    async def active_transactions(self) -> dict[int, int]:
+        """Open transaction per connector, loaded from the database on first use."""
+        if self.active_tx is None:
+            self.active_tx = await transactions.active_by_connector(
+                self.services.pool, self.charge_point_id
+            )
+        return self.active_tx
+
+    def note_deviations(self, deviations: list[str]) -> None:
+        """Log each kind of non-conforming payload once per connection."""
+        if not deviations:
+            return
+        if self._nonconforming_logged is None:
+            self._nonconforming_logged = set()
+        for kind in deviations:
+            if kind not in self._nonconforming_logged:
+                self._nonconforming_logged.add(kind)
+                self.log.info("ocpp.nonconforming", kind=kind)

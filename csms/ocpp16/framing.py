@@ -1,0 +1,133 @@
+"""OCPP-J framing, sans I/O: text in, typed messages out; messages in, text out.
+
+A frame we cannot make sense of raises ``MalformedFrame``, which carries the
+OCPP error to answer with and the message id to answer to (OCPP-J 4.2.3).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ocpp.exceptions import (
+    FormationViolationError,
+    OCPPError,
+    ProtocolError,
+)
+
+CALL = 2
+CALLRESULT = 3
+CALLERROR = 4
+
+# When the JSON cannot be parsed we still try to answer the right message id.
+_MESSAGE_ID = re.compile(r'^\s*\[\s*\d\s*,\s*"((?:[^"\\]|\\.){1,36})"')
+UNKNOWN_MESSAGE_ID = "-1"
+
+
+@dataclass(slots=True, frozen=True)
+class Call:
+    message_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True, frozen=True)
+class CallResult:
+    message_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True, frozen=True)
+class CallError:
+    message_id: str
+    code: str
+    description: str
+    details: dict[str, Any]
+
+
+Message = Call | CallResult | CallError
+
+
+class MalformedFrame(Exception):
+    """A frame that is not a usable OCPP-J message; answer ``error`` to ``message_id``."""
+
+    def __init__(self, error: OCPPError, message_id: str) -> None:
+        super().__init__(error.description)
+        self.error = error
+        self.message_id = message_id
+
+
+def parse_frame(text: str | bytes) -> Message:
+    """Parse one WebSocket message into a Call, CallResult or CallError."""
+    try:
+        frame = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedFrame(
+            FormationViolationError(description="Message is not valid JSON"),
+            _guess_message_id(text),
+        ) from None
+    if not isinstance(frame, list) or len(frame) < 3:
+        raise MalformedFrame(
+            ProtocolError(description="An OCPP-J message is a JSON array of 3 to 5 elements"),
+            _message_id_of(frame),
+        )
+    message_type, message_id = frame[0], frame[1]
+    if not isinstance(message_id, str) or not message_id:
+        raise MalformedFrame(
+            ProtocolError(description="The message id must be a non-empty string"),
+            UNKNOWN_MESSAGE_ID,
+        )
+    if message_type == CALL and len(frame) == 4:
+        action, payload = frame[2], frame[3]
+        if not isinstance(action, str):
+            raise MalformedFrame(ProtocolError(description="Action must be a string"), message_id)
+        if not isinstance(payload, dict):
+            raise MalformedFrame(
+                FormationViolationError(description="Payload must be a JSON object"), message_id
+            )
+        return Call(message_id, action, payload)
+    if message_type == CALLRESULT and len(frame) == 3:
+        payload = frame[2]
+        return CallResult(message_id, payload if isinstance(payload, dict) else {})
+    if message_type == CALLERROR and len(frame) in (4, 5):
+        details = frame[4] if len(frame) == 5 and isinstance(frame[4], dict) else {}
+        return CallError(message_id, str(frame[2]), str(frame[3]), details)
+    if message_type in (CALL, CALLRESULT, CALLERROR):
+        raise MalformedFrame(
+            ProtocolError(description=f"Wrong number of elements for message type {message_type}"),
+            message_id,
+        )
+    raise MalformedFrame(
+        ProtocolError(description=f"Unknown message type {message_type!r}"), message_id
+    )
+
+
+def call_frame(message_id: str, action: str, payload: dict[str, Any]) -> str:
+    return json.dumps([CALL, message_id, action, payload], separators=(",", ":"))
+
+
+def result_frame(message_id: str, payload: dict[str, Any]) -> str:
+    return json.dumps([CALLRESULT, message_id, payload], separators=(",", ":"))
+
+
+def error_frame(message_id: str, error: OCPPError) -> str:
+    details = error.details if isinstance(error.details, dict) else {}
+    return json.dumps(
+        [CALLERROR, message_id, error.code, error.description or "", details],
+        separators=(",", ":"),
+    )
+
+
+def _message_id_of(frame: Any) -> str:
+    if isinstance(frame, list) and len(frame) > 1 and isinstance(frame[1], str) and frame[1]:
+        return frame[1]
+    return UNKNOWN_MESSAGE_ID
+
+
+def _guess_message_id(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    match = _MESSAGE_ID.match(text)
+    return match.group(1) if match else UNKNOWN_MESSAGE_ID

@@ -1,0 +1,161 @@
+"""Handlers for charger-initiated messages other than transactions: translate, decide, persist.
+
+Each takes the connection, the validated payload and the receive time, and
+returns the confirmation payload; an ``OCPPError`` raised here becomes the
+CALLERROR (one place writes it: the connection).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ocpp.exceptions import PropertyConstraintViolationError
+
+from csms.db import charge_points, connectors, id_tags, messages
+from csms.db.charge_points import BootRow
+from csms.db.connectors import StatusRow
+from csms.domain import registration
+from csms.domain.authorization import id_tag_info
+from csms.domain.events import ConnectorStatusChanged
+from csms.ocpp16.normalize import TimestampError, parse_timestamp
+
+if TYPE_CHECKING:
+    from csms.ocpp16.connection import ChargePointConnection
+
+Payload = dict[str, Any]
+
+
+def timestamp_or_error(value: Any, deviations: list[str], field: str) -> tuple[datetime, bool]:
+    try:
+        parsed = parse_timestamp(value, deviations)
+    except TimestampError as exc:
+        raise PropertyConstraintViolationError(
+            description=str(exc), details={"field": field}
+        ) from None
+    return parsed.value, parsed.clock_suspect
+
+
+async def boot_notification(
+    conn: ChargePointConnection, payload: Payload, now: datetime
+) -> Payload:
+    services = conn.services
+    status = services.registrations.get(conn.charge_point_id, registration.ACCEPTED)
+    await services.boots.write([BootRow(conn.charge_point_id, payload, now)])
+    conn.registration_status = status
+    conn.log.info(
+        "ocpp.boot",
+        registration_status=status,
+        vendor=payload.get("chargePointVendor"),
+        model=payload.get("chargePointModel"),
+        firmware_version=payload.get("firmwareVersion"),
+    )
+    return {
+        "status": status,
+        "currentTime": now.isoformat(),
+        "interval": services.settings.heartbeat_interval,
+    }
+
+
+async def heartbeat(conn: ChargePointConnection, payload: Payload, now: datetime) -> Payload:
+    # last_seen is recorded for every message by the connection; nothing else to store.
+    return {"currentTime": now.isoformat()}
+
+
+async def status_notification(
+    conn: ChargePointConnection, payload: Payload, now: datetime
+) -> Payload:
+    deviations: list[str] = []
+    reported_at, suspect = (
+        timestamp_or_error(payload["timestamp"], deviations, "timestamp")
+        if "timestamp" in payload
+        else (None, False)
+    )
+    conn.note_deviations(deviations)
+    connector_id = payload["connectorId"]
+    if connector_id < 0:
+        raise PropertyConstraintViolationError(
+            description="connectorId must be 0 or greater", details={"field": "connectorId"}
+        )
+    known = {"connectorId", "errorCode", "info", "status", "timestamp", "vendorId"}
+    extra = {k: v for k, v in payload.items() if k not in known | {"vendorErrorCode"}} or None
+    row = StatusRow(
+        conn.charge_point_id,
+        connector_id,
+        payload["status"],
+        payload["errorCode"],
+        payload.get("info"),
+        payload.get("vendorId"),
+        payload.get("vendorErrorCode"),
+        reported_at,
+        now,
+        suspect,
+        extra,
+    )
+    if conn.statuses is None:
+        conn.statuses = await connectors.current_statuses(conn.services.pool, conn.charge_point_id)
+    await conn.services.statuses.write([row])
+    previous = conn.statuses.get(connector_id)
+    conn.statuses[connector_id] = row.status
+    if previous != row.status or row.error_code != "NoError":
+        conn.log.info(
+            "ocpp.status_changed",
+            connector_id=connector_id,
+            status=row.status,
+            previous_status=previous,
+            error_code=row.error_code,
+        )
+    conn.services.events.publish(
+        ConnectorStatusChanged(
+            conn.charge_point_id, connector_id, row.status, previous, row.error_code, now
+        )
+    )
+    return {}
+
+
+async def authorize(conn: ChargePointConnection, payload: Payload, now: datetime) -> Payload:
+    id_tag = payload["idTag"]
+    info = id_tag_info(await id_tags.find(conn.services.pool, id_tag), now)
+    conn.log.info("ocpp.authorize", id_tag=id_tag, status=info["status"])
+    return {"idTagInfo": info}
+
+
+async def data_transfer(conn: ChargePointConnection, payload: Payload, now: datetime) -> Payload:
+    vendor_id = payload["vendorId"]
+    handler = conn.services.data_transfer_handlers.get(vendor_id)
+    data = payload.get("data")
+    if handler is None:
+        response: Payload = {"status": "UnknownVendorId"}
+    else:
+        response = await handler(conn.charge_point_id, payload.get("messageId"), data)
+    await messages.record_data_transfer(
+        conn.services.pool,
+        charge_point_id=conn.charge_point_id,
+        direction="in",
+        vendor_id=vendor_id,
+        message_id=payload.get("messageId"),
+        data=data if isinstance(data, str) or data is None else str(data),
+        status=response["status"],
+        response_data=response.get("data"),
+        at=now,
+    )
+    conn.log.info("ocpp.data_transfer", vendor_id=vendor_id, status=response["status"])
+    return response
+
+
+async def diagnostics_status(
+    conn: ChargePointConnection, payload: Payload, now: datetime
+) -> Payload:
+    await charge_points.record_notification(
+        conn.services.pool, conn.charge_point_id, "diagnostics", payload["status"], now
+    )
+    conn.log.info("ocpp.diagnostics_status", status=payload["status"])
+    return {}
+
+
+async def firmware_status(conn: ChargePointConnection, payload: Payload, now: datetime) -> Payload:
+    await charge_points.record_notification(
+        conn.services.pool, conn.charge_point_id, "firmware", payload["status"], now
+    )
+    conn.log.info("ocpp.firmware_status", status=payload["status"])
+    return {}

@@ -1,0 +1,197 @@
+"""The OCPP WebSocket listener: handshake, identity, subprotocol, connection registry.
+
+Keepalive is one sweeper task for all connections rather than websockets' task
+per connection: it pings chargers that have been quiet for ``ws_ping_interval``
+and drops only those silent (no frame, no pong) for ``ws_ping_timeout``, since
+some firmware never answers pings yet is perfectly alive (ocpp-field-notes.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Sequence
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, NegotiationError
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from csms.db import charge_points
+from csms.domain import registration
+from csms.domain.events import ChargePointConnected, ChargePointDisconnected
+from csms.ocpp16.connection import ChargePointConnection
+from csms.ocpp16.context import Services
+from csms.ocpp16.normalize import identity_from_path
+
+log = structlog.get_logger()
+
+OCPP16 = "ocpp1.6"
+
+
+def select_subprotocol(
+    connection: ServerConnection, subprotocols: Sequence[Subprotocol]
+) -> Subprotocol:
+    # Old firmware offers "OCPP1.6" or "ocpp1.6, ocpp1.5": match case-insensitively
+    # and answer with the charger's own spelling, which is what it will accept.
+    for offered in subprotocols:
+        if offered.strip().lower() == OCPP16:
+            return offered
+    log.warning(
+        "ocpp.handshake_refused",
+        reason="no_ocpp16_subprotocol",
+        offered=list(subprotocols),
+        path=connection.request.path if connection.request else None,
+        remote=_remote(connection),
+    )
+    raise NegotiationError("the ocpp1.6 subprotocol is required")
+
+
+def process_request(connection: ServerConnection, request: Request) -> Response | None:
+    if identity_from_path(request.path) is None:
+        log.warning("ocpp.handshake_refused", reason="no_identity", path=request.path)
+        return connection.respond(404, "The URL must end with the charge point identity\n")
+    return None
+
+
+def _remote(connection: ServerConnection) -> str | None:
+    address = connection.remote_address
+    return f"{address[0]}:{address[1]}" if address else None
+
+
+class OcppServer:
+    """Accepts charger connections and keeps the registry of who is connected here."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.connections: dict[str, ChargePointConnection] = {}
+        self._server: Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closers: set[asyncio.Task[None]] = set()
+
+    def find(self, charge_point_id: str) -> ChargePointConnection | None:
+        return self.connections.get(charge_point_id)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
+    async def start(self, host: str, port: int, sock: socket.socket | None = None) -> None:
+        options = {
+            "subprotocols": [Subprotocol(OCPP16)],
+            "select_subprotocol": select_subprotocol,
+            "process_request": process_request,
+            # Our own sweeper does keepalive (see module docstring).
+            "ping_interval": None,
+            # permessage-deflate costs ~100 KB of zlib state per connection.
+            "compression": None,
+            "max_size": 1 << 20,
+            "server_header": None,
+        }
+        if sock is not None:
+            self._server = await serve(self._handle, sock=sock, **options)
+        else:
+            self._server = await serve(self._handle, host, port, **options)
+        self._sweeper = asyncio.create_task(self._sweep(), name="ocpp-keepalive")
+        log.info("ocpp.listening", host=host, port=self.port)
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._closers):
+            task.cancel()
+        await asyncio.gather(*self._closers, return_exceptions=True)
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        charge_point_id = identity_from_path(ws.request.path)
+        assert charge_point_id is not None  # process_request refused the others
+        services = self.services
+        now = services.clock()
+        _enable_tcp_keepalive(ws)
+        status = services.registrations.get(charge_point_id)
+        if status is None:
+            status = await charge_points.insert_if_new(
+                services.pool,
+                charge_point_id,
+                registration.initial_status(services.settings.unknown_chargers),
+                now,
+            )
+            services.registrations[charge_point_id] = status
+        connection = ChargePointConnection(charge_point_id, ws, services, status)
+        previous = self.connections.get(charge_point_id)
+        self.connections[charge_point_id] = connection
+        bound = connection.log
+        if previous is not None:
+            # Half-open sockets: the charger reconnected before we noticed the old one died.
+            bound.info("ocpp.connection_replaced", previous_remote=_remote(previous.ws))
+            self._close_later(previous.ws, 4000, "replaced by a newer connection")
+        bound.info(
+            "ocpp.connected",
+            remote=_remote(ws),
+            subprotocol=ws.subprotocol,
+            registration_status=status,
+            path=ws.request.path,
+        )
+        services.presence.connected(charge_point_id, now)
+        services.events.publish(ChargePointConnected(charge_point_id, now))
+        try:
+            await connection.serve()
+        finally:
+            if self.connections.get(charge_point_id) is connection:
+                del self.connections[charge_point_id]
+                at = services.clock()
+                services.presence.disconnected(charge_point_id, at)
+                services.events.publish(ChargePointDisconnected(charge_point_id, at))
+            bound.info("ocpp.disconnected", code=ws.close_code, reason=ws.close_reason or None)
+
+    def _close_later(self, ws: ServerConnection, code: int, reason: str) -> None:
+        task = asyncio.create_task(ws.close(code, reason))
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def _sweep(self) -> None:
+        settings = self.services.settings
+        loop = asyncio.get_running_loop()
+        period = min(settings.ws_ping_interval, settings.ws_ping_timeout) / 2
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for connection in list(self.connections.values()):
+                quiet = now - connection.last_rx
+                if quiet >= settings.ws_ping_timeout:
+                    connection.log.warning("ocpp.connection_dead", silent_seconds=round(quiet))
+                    self._close_later(connection.ws, 1011, "keepalive timeout")
+                elif quiet >= settings.ws_ping_interval:
+                    await _ping(connection, loop)
+
+
+async def _ping(connection: ChargePointConnection, loop: asyncio.AbstractEventLoop) -> None:
+    def pong(_waiter: object) -> None:
+        connection.last_rx = loop.time()
+
+    try:
+        waiter = await connection.ws.ping()
+    except ConnectionClosed:
+        return
+    waiter.add_done_callback(pong)
+
+
+def _enable_tcp_keepalive(ws: ServerConnection) -> None:
+    # Lets the kernel notice a peer that vanished without a FIN, independently of pings.
+    sock = ws.transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)

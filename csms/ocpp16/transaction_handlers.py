@@ -1,0 +1,262 @@
+"""Handlers for StartTransaction, StopTransaction and MeterValues."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from csms.db import id_tags, transactions
+from csms.db.meter_values import MeterValueRow, flush_meter_values
+from csms.db.transactions import StartRow, StopRow
+from csms.domain.authorization import id_tag_info
+from csms.domain.events import MeterSampled, TransactionStarted, TransactionStopped
+from csms.ocpp16.handlers import Payload, timestamp_or_error
+from csms.ocpp16.normalize import normalise_sampled_value
+
+if TYPE_CHECKING:
+    from csms.ocpp16.connection import ChargePointConnection
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+_SAMPLED_KEYS = {"value", "context", "format", "measurand", "phase", "location", "unit"}
+_START_KEYS = {"connectorId", "idTag", "meterStart", "reservationId", "timestamp"}
+
+
+async def start_transaction(
+    conn: ChargePointConnection, payload: Payload, now: datetime
+) -> Payload:
+    deviations: list[str] = []
+    started_at, suspect = timestamp_or_error(payload["timestamp"], deviations, "timestamp")
+    conn.note_deviations(deviations)
+    id_tag = payload["idTag"]
+    info = id_tag_info(await id_tags.find(conn.services.pool, id_tag), now)
+    row = StartRow(
+        charge_point_id=conn.charge_point_id,
+        connector_id=payload["connectorId"],
+        id_tag=id_tag,
+        id_tag_status=info["status"],
+        reservation_id=payload.get("reservationId"),
+        meter_start_wh=payload["meterStart"],
+        start_timestamp=started_at,
+        received_at=now,
+        clock_suspect=suspect,
+        extra={k: v for k, v in payload.items() if k not in _START_KEYS} or None,
+    )
+    transaction_id, created = await transactions.start(conn.services.pool, row)
+    active = await conn.active_transactions()
+    active[row.connector_id] = transaction_id
+    conn.last_energy_wh.pop(row.connector_id, None)
+    log = conn.log.bind(connector_id=row.connector_id, transaction_id=transaction_id)
+    if not created:
+        log.info("ocpp.start_transaction_retransmitted")
+    else:
+        log.info(
+            "ocpp.transaction_started",
+            id_tag=id_tag,
+            id_tag_status=info["status"],
+            meter_start_wh=row.meter_start_wh,
+        )
+        conn.services.events.publish(
+            TransactionStarted(
+                conn.charge_point_id,
+                row.connector_id,
+                transaction_id,
+                id_tag,
+                row.meter_start_wh,
+                now,
+            )
+        )
+    return {"transactionId": transaction_id, "idTagInfo": info}
+
+
+async def stop_transaction(conn: ChargePointConnection, payload: Payload, now: datetime) -> Payload:
+    deviations: list[str] = []
+    stopped_at, suspect = timestamp_or_error(payload["timestamp"], deviations, "timestamp")
+    transaction_id = payload["transactionId"]
+    row = StopRow(
+        charge_point_id=conn.charge_point_id,
+        transaction_id=transaction_id,
+        id_tag=payload.get("idTag"),
+        meter_stop_wh=payload["meterStop"],
+        stop_timestamp=stopped_at,
+        reason=payload.get("reason"),
+        received_at=now,
+        clock_suspect=suspect,
+        payload=payload,
+    )
+    connector_id = _connector_of(await conn.active_transactions(), transaction_id)
+    sampled = meter_rows(
+        conn,
+        payload.get("transactionData") or [],
+        connector_id=connector_id if connector_id is not None else 0,
+        transaction_id=transaction_id,
+        now=now,
+        source="StopTransaction",
+        deviations=deviations,
+    )
+    conn.note_deviations(deviations)
+    meter_start = await _stop_with_data(conn, row, sampled)
+    log = conn.log.bind(transaction_id=transaction_id, connector_id=connector_id)
+    if meter_start is None:
+        log.warning("ocpp.orphan_stop_transaction", meter_stop_wh=row.meter_stop_wh)
+    else:
+        if row.meter_stop_wh < meter_start or row.meter_stop_wh == 0:
+            log.warning(
+                "ocpp.meter_anomaly", meter_start_wh=meter_start, meter_stop_wh=row.meter_stop_wh
+            )
+        log.info(
+            "ocpp.transaction_stopped",
+            reason=row.reason,
+            meter_stop_wh=row.meter_stop_wh,
+            energy_wh=max(row.meter_stop_wh - meter_start, 0),
+        )
+        conn.services.events.publish(
+            TransactionStopped(
+                conn.charge_point_id, transaction_id, row.meter_stop_wh, row.reason, now
+            )
+        )
+    if connector_id is not None:
+        (await conn.active_transactions()).pop(connector_id, None)
+    response: Payload = {}
+    if row.id_tag:
+        response["idTagInfo"] = id_tag_info(await id_tags.find(conn.services.pool, row.id_tag), now)
+    return response
+
+
+async def _stop_with_data(
+    conn: ChargePointConnection, row: StopRow, sampled: list[MeterValueRow]
+) -> int | None:
+    # The stop and its transactionData commit together, so a retransmitted stop
+    # (answer lost) neither loses nor doubles the session's meter values.
+    async with conn.services.pool.acquire() as db, db.transaction():
+        already_stopped = await db.fetchval(
+            "SELECT stop_received_at IS NOT NULL FROM transactions "
+            "WHERE id = $1 AND charge_point_id = $2 FOR UPDATE",
+            row.transaction_id,
+            row.charge_point_id,
+        )
+        if already_stopped is None:
+            await transactions.record_orphan_stop(db, row)
+            meter_start = None
+        else:
+            meter_start = await transactions.stop(db, row)
+        if sampled and not already_stopped:
+            await flush_meter_values(db, sampled)
+    return meter_start
+
+
+def _connector_of(active: dict[int, int], transaction_id: int) -> int | None:
+    for connector_id, active_id in active.items():
+        if active_id == transaction_id:
+            return connector_id
+    return None
+
+
+async def meter_values(conn: ChargePointConnection, payload: Payload, now: datetime) -> Payload:
+    connector_id = payload["connectorId"]
+    transaction_id = payload.get("transactionId")
+    if transaction_id is None and connector_id > 0:
+        # Some firmware omits transactionId during a transaction.
+        transaction_id = (await conn.active_transactions()).get(connector_id)
+        if transaction_id is not None:
+            conn.note_deviations(["meter_values_without_transaction_id"])
+    deviations: list[str] = []
+    rows = meter_rows(
+        conn,
+        payload["meterValue"],
+        connector_id=connector_id,
+        transaction_id=transaction_id,
+        now=now,
+        source="MeterValues",
+        deviations=deviations,
+    )
+    conn.note_deviations(deviations)
+    await conn.services.meter_values.write(rows)
+    await _check_register(conn, connector_id, transaction_id, rows, now)
+    return {}
+
+
+async def _check_register(
+    conn: ChargePointConnection,
+    connector_id: int,
+    transaction_id: int | None,
+    rows: list[MeterValueRow],
+    now: datetime,
+) -> None:
+    energy = [r.value for r in rows if r.measurand == ENERGY_REGISTER and r.phase is None]
+    energy = [v for v in energy if v is not None]
+    soc = [r.value for r in rows if r.measurand == "SoC" and r.value is not None]
+    if not energy and not soc:
+        return
+    latest = energy[-1] if energy else None
+    if latest is not None:
+        previous = conn.last_energy_wh.get(connector_id)
+        if previous is not None and latest < previous:
+            conn.log.warning(
+                "ocpp.meter_anomaly",
+                connector_id=connector_id,
+                transaction_id=transaction_id,
+                previous_wh=previous,
+                energy_wh=latest,
+            )
+            if transaction_id is not None:
+                await transactions.flag_meter_anomaly(conn.services.pool, transaction_id)
+        conn.last_energy_wh[connector_id] = latest
+    conn.services.events.publish(
+        MeterSampled(
+            conn.charge_point_id,
+            connector_id,
+            transaction_id,
+            latest,
+            soc[-1] if soc else None,
+            now,
+        )
+    )
+
+
+def meter_rows(
+    conn: ChargePointConnection,
+    meter_value_list: list[dict[str, Any]],
+    *,
+    connector_id: int,
+    transaction_id: int | None,
+    now: datetime,
+    source: str,
+    deviations: list[str],
+) -> list[MeterValueRow]:
+    """One row per sampled value, with the 1.6 defaults made explicit."""
+    rows: list[MeterValueRow] = []
+    for meter_value in meter_value_list:
+        sampled_at, suspect = timestamp_or_error(
+            meter_value["timestamp"], deviations, "meterValue.timestamp"
+        )
+        for sampled in meter_value["sampledValue"]:
+            measurand = sampled.get("measurand", ENERGY_REGISTER)
+            value_format = sampled.get("format", "Raw")
+            raw_unit = sampled.get("unit")
+            raw_value = sampled["value"]
+            number = normalise_sampled_value(
+                raw_value, raw_unit, measurand, value_format, deviations
+            )
+            extra = {k: v for k, v in sampled.items() if k not in _SAMPLED_KEYS} or None
+            rows.append(
+                MeterValueRow(
+                    conn.charge_point_id,
+                    connector_id,
+                    transaction_id,
+                    sampled_at,
+                    now,
+                    measurand,
+                    sampled.get("phase"),
+                    sampled.get("location", "Outlet"),
+                    number.unit,
+                    sampled.get("context", "Sample.Periodic"),
+                    value_format,
+                    number.value,
+                    raw_value if isinstance(raw_value, str) else str(raw_value),
+                    raw_unit,
+                    source,
+                    suspect,
+                    extra,
+                )
+            )
+    return rows

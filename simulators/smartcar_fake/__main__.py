@@ -1,0 +1,50 @@
+"""``python -m simulators.smartcar_fake --port 8090 --client-id ... --client-secret ...``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from simulators.smartcar_fake.server import serve
+from simulators.smartcar_fake.state import FakeConfig, FakeSmartcar
+from simulators.world import World
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Fake Smartcar API on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--client-id", default=FakeConfig.client_id)
+    parser.add_argument("--client-secret", default=FakeConfig.client_secret)
+    parser.add_argument(
+        "--redirect-uri", action="append", help="registered redirect URI (repeatable)"
+    )
+    parser.add_argument("--chargers", type=int, default=20)
+    parser.add_argument("--vehicles", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--access-token-ttl", type=float, default=7200.0)
+    parser.add_argument("--refresh-grace", type=float, default=60.0)
+    parser.add_argument("--webhook-url", help="deliver webhooks here (VERIFY sent at start)")
+    parser.add_argument("--amt", help="application management token (webhook signing key)")
+    return parser.parse_args(argv)
+
+
+async def main(args: argparse.Namespace) -> None:
+    config = FakeConfig(
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        redirect_uris=tuple(args.redirect_uri or FakeConfig.redirect_uris),
+        access_token_ttl_s=args.access_token_ttl,
+        refresh_grace_s=args.refresh_grace,
+        seed=args.seed,
+    )
+    world = World.generate(chargers=args.chargers, vehicles=args.vehicles, seed=args.seed)
+    fake = FakeSmartcar(world, config)
+    if args.webhook_url and args.amt:
+        # The VERIFY challenge goes out as soon as the server is up.
+        fake.webhooks.configure(args.webhook_url, args.amt)
+    print(f"fake Smartcar on http://127.0.0.1:{args.port} (API at /v2.0)", flush=True)
+    await serve(fake, args.port)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))

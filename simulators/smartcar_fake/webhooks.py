@@ -1,0 +1,269 @@
+"""v4.0 webhooks: VERIFY challenge, signed VEHICLE_STATE deliveries with retries (§10).
+
+The dispatcher owns its delivery tasks and an httpx client; ``start()``/``close()`` are
+called by the app's lifespan. Payload building and signing are plain functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import structlog
+
+from simulators.world import World
+
+log = structlog.get_logger()
+
+# §10: attempts at 0 s, +25 s, +50 s, +100 s; then the event is dropped.
+RETRY_DELAYS_S = (25.0, 50.0, 100.0)
+DELIVERY_TIMEOUT_S = 15.0
+SOC_SIGNAL = {"code": "tractionbattery-stateofcharge", "name": "StateOfCharge",
+              "group": "TractionBattery"}  # fmt: skip
+CHARGING_SIGNAL = {"code": "charge-ischarging", "name": "IsCharging", "group": "Charge"}
+
+
+def sign(amt: str, message: bytes | str) -> str:
+    """Lower-case hex HMAC-SHA256 keyed with the application management token."""
+    raw = message.encode() if isinstance(message, str) else message
+    return hmac.new(amt.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One attempt to deliver one event, as recorded for tests."""
+
+    event_id: str
+    event_type: str
+    delivery_id: str
+    attempt: int
+    status: int | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(slots=True)
+class Subscription:
+    vehicle_id: str
+    first_delivery: bool = True
+    # Whole percent, like the OEM data; a charging car changes it every minute or so.
+    last_signals: tuple[int, bool] | None = None
+
+
+@dataclass
+class WebhookDispatcher:
+    """Delivers events for subscribed vehicles.
+
+    Knobs: ``url``, ``amt``, ``retry_scale`` (multiplies the retry delays), ``poll_interval_s``.
+    """
+
+    world: World
+    clock: Callable[[], datetime]
+    url: str | None = None
+    amt: str | None = None
+    webhook_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    webhook_name: str = "Fake Smartcar Webhook"
+    retry_scale: float = 1.0
+    timeout_s: float = DELIVERY_TIMEOUT_S
+    poll_interval_s: float = 1.0
+    verified: bool = False
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    deliveries: list[Delivery] = field(default_factory=list)
+    _client: httpx.AsyncClient | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _poller: asyncio.Task[None] | None = None
+
+    def configure(self, url: str, amt: str, webhook_id: str | None = None) -> None:
+        """Point the webhook at ``url``; Smartcar re-verifies whenever the URL changes."""
+        self.url, self.amt, self.verified = url, amt, False
+        if webhook_id is not None:
+            self.webhook_id = webhook_id
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(timeout=self.timeout_s)
+        self._poller = asyncio.create_task(self._poll_forever())
+        if self.url is not None and self.amt is not None:
+            # Configured before start (the CLI): Smartcar verifies a new URL straight away.
+            task = asyncio.create_task(self._verify_once())
+            self._tasks.add(task)
+            task.add_done_callback(self._delivery_done)
+
+    async def _verify_once(self) -> None:
+        await self.verify()
+
+    async def close(self) -> None:
+        tasks = [*self._tasks, *([self._poller] if self._poller else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def verify(self) -> bool:
+        """Send a VERIFY challenge; verified only on 200 with the right HMAC answer."""
+        if self.url is None or self.amt is None:
+            raise RuntimeError("webhook not configured")
+        challenge = str(uuid.uuid4())
+        event = self._envelope("VERIFY", {"challenge": challenge})
+        delivery_id = event["meta"]["deliveryId"]
+        status, answer = await self._post(event)
+        expected = sign(self.amt, challenge)
+        try:
+            got = json.loads(answer).get("challenge") if answer else None
+        except (ValueError, AttributeError):
+            got = None
+        self.verified = (
+            status == 200 and isinstance(got, str) and hmac.compare_digest(got, expected)
+        )
+        self.deliveries.append(
+            Delivery(event["eventId"], "VERIFY", delivery_id, 1, status,
+                     None if self.verified else "challenge answer rejected")
+        )  # fmt: skip
+        log.info("smartcar_fake.webhook_verified", verified=self.verified, status=status)
+        return self.verified
+
+    def subscribe(self, vehicle_id: str) -> None:
+        self.subscriptions.setdefault(vehicle_id, Subscription(vehicle_id))
+
+    def unsubscribe(self, vehicle_id: str) -> None:
+        self.subscriptions.pop(vehicle_id, None)
+
+    def emit_vehicle_state(self, vehicle_id: str) -> str | None:
+        """Queue a VEHICLE_STATE event now; returns its eventId (None if nothing is sent).
+
+        Unverified or unconfigured webhooks queue nothing, like the real service.
+        """
+        sub = self.subscriptions.get(vehicle_id)
+        if sub is None or not self.verified or self._client is None:
+            return None
+        vehicle = self.world.vehicle_by_smartcar_id(vehicle_id)
+        signals = (round(vehicle.soc_percent), vehicle.is_charging)
+        if sub.first_delivery:
+            triggers: list[dict[str, str]] = [{"code": "FIRST_DELIVERY"}]
+        else:
+            old = sub.last_signals
+            triggers = [
+                sig
+                for sig, changed in (
+                    (SOC_SIGNAL, old is None or old[0] != signals[0]),
+                    (CHARGING_SIGNAL, old is None or old[1] != signals[1]),
+                )
+                if changed
+            ] or [SOC_SIGNAL]
+        sub.first_delivery, sub.last_signals = False, signals
+        now_ms = epoch_ms(self.clock())
+        meta = {"oemUpdatedAt": now_ms, "fetchedAt": now_ms}
+        data = {
+            "user": {"id": vehicle.owner_id},
+            "vehicle": {"id": vehicle_id, "make": vehicle.make, "model": vehicle.model,
+                        "year": vehicle.year},
+            "triggers": [dict(t) for t in triggers],
+            # §10: every subscribed signal is sent, not only the ones that changed.
+            "signals": [
+                {**SOC_SIGNAL, "body": {"unit": "percent", "value": signals[0]}, "meta": meta},
+                {**CHARGING_SIGNAL, "body": {"value": signals[1]}, "meta": meta},
+            ],
+        }  # fmt: skip
+        event = self._envelope("VEHICLE_STATE", data, vehicle_id=vehicle_id)
+        event["meta"]["signalCount"] = 2
+        event["meta"]["mode"] = "LIVE"
+        task = asyncio.create_task(self._deliver_with_retries(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._delivery_done)
+        return str(event["eventId"])
+
+    def _delivery_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("smartcar_fake.webhook_task_failed", exc_info=task.exception())
+
+    def emit_changes(self) -> list[str]:
+        """Emit for every subscribed vehicle whose SoC or charging flag changed."""
+        emitted = []
+        for sub in list(self.subscriptions.values()):
+            vehicle = self.world.vehicles_by_smartcar_id.get(sub.vehicle_id)
+            if vehicle is None:
+                continue
+            now = (round(vehicle.soc_percent), vehicle.is_charging)
+            if sub.first_delivery or sub.last_signals != now:
+                event_id = self.emit_vehicle_state(sub.vehicle_id)
+                if event_id is not None:
+                    emitted.append(event_id)
+        return emitted
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait (bounded) until no delivery is in flight."""
+        async with asyncio.timeout(timeout_s):
+            while self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _envelope(
+        self, event_type: str, data: dict[str, Any], vehicle_id: str | None = None
+    ) -> dict[str, Any]:
+        event: dict[str, Any] = {"eventId": str(uuid.uuid4()), "eventType": event_type}
+        if vehicle_id is not None:
+            event["vehicleId"] = vehicle_id
+        event["data"] = data
+        event["meta"] = {
+            "version": "4.0",
+            "webhookId": self.webhook_id,
+            "webhookName": self.webhook_name,
+            "deliveryId": str(uuid.uuid4()),
+            "deliveredAt": epoch_ms(self.clock()),
+        }
+        return event
+
+    async def _deliver_with_retries(self, event: dict[str, Any]) -> None:
+        delays = [0.0, *RETRY_DELAYS_S]
+        for attempt, delay in enumerate(delays, start=1):
+            await asyncio.sleep(delay * self.retry_scale)
+            if attempt > 1:
+                # §10: a new deliveryId per attempt, the same eventId throughout.
+                event["meta"]["deliveryId"] = str(uuid.uuid4())
+                event["meta"]["deliveredAt"] = epoch_ms(self.clock())
+            status, _ = await self._post(event)
+            record = Delivery(event["eventId"], event["eventType"], event["meta"]["deliveryId"],
+                              attempt, status, None if status else "no response")  # fmt: skip
+            self.deliveries.append(record)
+            if record.ok:
+                return
+        log.warning("smartcar_fake.webhook_dropped", event_id=event["eventId"])
+
+    async def _post(self, event: dict[str, Any]) -> tuple[int | None, str | None]:
+        if self._client is None or self.url is None or self.amt is None:
+            return None, None
+        body = json.dumps(event, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Smartcar/4.0 (fake)",
+            "SC-Signature": sign(self.amt, body),
+        }
+        try:
+            response = await self._client.post(self.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            log.info("smartcar_fake.webhook_failed", url=self.url, error=repr(exc))
+            return None, None
+        return response.status_code, response.text
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            try:
+                self.emit_changes()
+            except Exception:
+                log.exception("smartcar_fake.webhook_poll_failed")
