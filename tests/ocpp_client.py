@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call
+from ocpp.v16 import ChargePoint, call, call_result
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import TIMEOUT
@@ -32,34 +32,37 @@ class TestCharger(ChargePoint):
             )
         )
 
-    async def _answer(self, action: str, payload: dict[str, Any], answer: dict[str, Any]) -> Any:
+    async def _answer(self, action: str, payload: dict[str, Any], answer: Any) -> Any:
         self.received.append((action, payload))
         if self.answer_delay:
             await asyncio.sleep(self.answer_delay)
         return answer
 
     @on("Reset")
-    async def on_reset(self, **payload: Any) -> dict[str, Any]:
-        return await self._answer("Reset", payload, {"status": "Accepted"})
+    async def on_reset(self, **payload: Any) -> Any:
+        return await self._answer("Reset", payload, call_result.Reset(status="Accepted"))
 
     @on("RemoteStartTransaction")
-    async def on_remote_start(self, **payload: Any) -> dict[str, Any]:
-        return await self._answer("RemoteStartTransaction", payload, {"status": "Accepted"})
+    async def on_remote_start(self, **payload: Any) -> Any:
+        answer = call_result.RemoteStartTransaction(status="Accepted")
+        return await self._answer("RemoteStartTransaction", payload, answer)
 
     @on("RemoteStopTransaction")
-    async def on_remote_stop(self, **payload: Any) -> dict[str, Any]:
-        return await self._answer("RemoteStopTransaction", payload, {"status": "Accepted"})
+    async def on_remote_stop(self, **payload: Any) -> Any:
+        answer = call_result.RemoteStopTransaction(status="Accepted")
+        return await self._answer("RemoteStopTransaction", payload, answer)
 
     @on("GetConfiguration")
-    async def on_get_configuration(self, **payload: Any) -> dict[str, Any]:
-        answer = {
-            "configuration_key": [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]
-        }
+    async def on_get_configuration(self, **payload: Any) -> Any:
+        answer = call_result.GetConfiguration(
+            configuration_key=[{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]
+        )
         return await self._answer("GetConfiguration", payload, answer)
 
     @on("TriggerMessage")
-    async def on_trigger(self, **payload: Any) -> dict[str, Any]:
-        return await self._answer("TriggerMessage", payload, {"status": "Accepted"})
+    async def on_trigger(self, **payload: Any) -> Any:
+        answer = call_result.TriggerMessage(status="Accepted")
+        return await self._answer("TriggerMessage", payload, answer)
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,281 @@
+"""Bad input gets the right CALLERROR and the connection stays up; field deviations are kept."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+import pytest
+import structlog
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from csms.app import CentralSystem
+from tests.conftest import TIMEOUT
+from tests.ocpp_client import raw_charger
+
+BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "message_id"),
+    [
+        ('[2, "a1", "Heartbeat", {', "FormationViolation", "a1"),
+        ("not json at all", "FormationViolation", "-1"),
+        ('{"hello": "world"}', "ProtocolError", "-1"),
+        ('[2, "a2"]', "ProtocolError", "a2"),
+        ('[7, "a3", "Heartbeat", {}]', "ProtocolError", "a3"),
+        ('[2, "a4", "Heartbeat", []]', "FormationViolation", "a4"),
+        ('[2, "a5", "FlyToTheMoon", {}]', "NotImplemented", "a5"),
+        ('[2, "a6", "Reset", {"type": "Hard"}]', "NotSupported", "a6"),
+        (
+            '[2, "a7", "StatusNotification", {"connectorId": 1, "status": "Available"}]',
+            "OccurenceConstraintViolation",
+            "a7",
+        ),
+        (
+            '[2, "a8", "StatusNotification", '
+            '{"connectorId": "one", "errorCode": "NoError", "status": "Available"}]',
+            "TypeConstraintViolation",
+            "a8",
+        ),
+        (
+            '[2, "a9", "StatusNotification", '
+            '{"connectorId": 1, "errorCode": "NoError", "status": "Dancing"}]',
+            "PropertyConstraintViolation",
+            "a9",
+        ),
+        (
+            '[2, "a10", "StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0, '
+            '"timestamp": "yesterday"}]',
+            "PropertyConstraintViolation",
+            "a10",
+        ),
+    ],
+)
+async def test_bad_frame_gets_matching_call_error_and_connection_stays_open(
+    system: CentralSystem, frame: str, code: str, message_id: str
+) -> None:
+    async with raw_charger(system.ocpp.port, "CP-BAD") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        answer = await charger.send_raw(frame)
+        assert answer[0] == 4
+        assert answer[1] == message_id
+        assert answer[2] == code
+        # Still connected and served.
+        assert "currentTime" in await charger.call_ok("Heartbeat", {})
+
+
+async def test_common_deviations_are_accepted_normalised_and_logged_once(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        async with raw_charger(system.ocpp.port, "CP-ODD") as charger:
+            await charger.call_ok("BootNotification", {**BOOT, "vendorSpecific": {"x": 1}})
+            await charger.call_ok(
+                "StatusNotification",
+                {
+                    "connectorId": "1",
+                    "errorCode": "noError",
+                    "status": "charging",
+                    "timestamp": "2026-11-25T10:00:00",
+                },
+            )
+            started = await charger.call_ok(
+                "StartTransaction",
+                {
+                    "connectorId": 1,
+                    "idTag": "a-very-long-id-tag-of-28-chars",
+                    "meterStart": "1234.4",
+                    "timestamp": "2026-11-25T11:00:00+01:00",
+                },
+            )
+            tx = started["transactionId"]
+            await charger.call_ok(
+                "MeterValues",
+                {
+                    "connectorId": 1,
+                    "meterValue": [
+                        {
+                            "timestamp": "2026-11-25T10:05:00.1234567Z",
+                            "sampledValue": [
+                                {"value": 2.5, "unit": "kWh"},
+                                {
+                                    "value": "11",
+                                    "measurand": "Power.Active.Import",
+                                    "unit": "kW",
+                                    "vendorQuality": "good",
+                                },
+                            ],
+                        }
+                    ],
+                },
+            )
+            await charger.call_ok(
+                "StatusNotification",
+                {"connectorId": 2, "errorCode": "NoError", "status": "Occupied"},
+            )
+    status = await db.fetchrow(
+        "SELECT status, error_code, reported_at FROM connectors "
+        "WHERE charge_point_id = 'CP-ODD' AND connector_id = 1"
+    )
+    assert (status["status"], status["error_code"]) == ("Charging", "NoError")
+    assert status["reported_at"].isoformat() == "2026-11-25T10:00:00+00:00"
+    occupied = await db.fetchval(
+        "SELECT status FROM connectors WHERE charge_point_id = 'CP-ODD' AND connector_id = 2"
+    )
+    assert occupied == "Preparing"
+    transaction = await db.fetchrow("SELECT * FROM transactions WHERE id = $1", tx)
+    assert transaction["meter_start_wh"] == 1234
+    assert transaction["start_timestamp"].isoformat() == "2026-11-25T10:00:00+00:00"
+    assert transaction["id_tag"] == "a-very-long-id-tag-of-28-chars"
+    rows = await db.fetch(
+        "SELECT measurand, value, unit, raw_value, raw_unit, transaction_id, extra "
+        "FROM meter_values WHERE charge_point_id = 'CP-ODD' ORDER BY measurand"
+    )
+    energy, power = rows
+    # MeterValues without transactionId during a transaction belong to it.
+    assert energy["transaction_id"] == tx == power["transaction_id"]
+    assert (energy["value"], energy["unit"], energy["raw_value"], energy["raw_unit"]) == (
+        2500.0,
+        "Wh",
+        "2.5",
+        "kWh",
+    )
+    assert (power["value"], power["unit"]) == (11000.0, "W")
+    assert json.loads(power["extra"]) == {"vendorQuality": "good"}
+    boot = await db.fetchval("SELECT boot_payload FROM charge_points WHERE id = 'CP-ODD'")
+    assert json.loads(boot)["vendorSpecific"] == {"x": 1}
+    kinds = [e["kind"] for e in logs if e["event"] == "ocpp.nonconforming"]
+    assert len(kinds) == len(set(kinds)), "each deviation is logged once per charger"
+    for expected in (
+        "enum_case",
+        "number_as_string",
+        "timestamp_no_zone",
+        "enum_alias",
+        "string_as_number",
+        "unit_kWh",
+        "meter_values_without_transaction_id",
+    ):
+        assert expected in kinds
+
+
+async def test_overlapping_calls_are_answered_in_order(system: CentralSystem) -> None:
+    async with raw_charger(system.ocpp.port, "CP-EAGER") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        # Firmware that does not wait for our answer before its next CALL.
+        for i in range(5):
+            await charger.ws.send(json.dumps([2, f"hb{i}", "Heartbeat", {}]))
+        answers = [await charger.receive() for _ in range(5)]
+    assert [a[1] for a in answers] == [f"hb{i}" for i in range(5)]
+    assert all(a[0] == 3 for a in answers)
+
+
+async def test_meter_register_going_backwards_flags_the_transaction(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    async with raw_charger(system.ocpp.port, "CP-BACK") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        tx = (
+            await charger.call_ok(
+                "StartTransaction",
+                {
+                    "connectorId": 1,
+                    "idTag": "T",
+                    "meterStart": 5000,
+                    "timestamp": "2026-11-25T10:00:00Z",
+                },
+            )
+        )["transactionId"]
+        for value in ("6000", "100"):
+            await charger.call_ok(
+                "MeterValues",
+                {
+                    "connectorId": 1,
+                    "transactionId": tx,
+                    "meterValue": [
+                        {"timestamp": "2026-11-25T10:01:00Z", "sampledValue": [{"value": value}]}
+                    ],
+                },
+            )
+        await charger.call_ok(
+            "StopTransaction",
+            {"transactionId": tx, "meterStop": 200, "timestamp": "2026-11-25T10:30:00Z"},
+        )
+    row = await db.fetchrow(
+        "SELECT meter_start_wh, meter_stop_wh, meter_anomaly FROM transactions WHERE id = $1", tx
+    )
+    assert (row["meter_start_wh"], row["meter_stop_wh"], row["meter_anomaly"]) == (5000, 200, True)
+
+
+async def test_charger_without_a_clock_keeps_its_timestamp_flagged(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    async with raw_charger(system.ocpp.port, "CP-1970") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        await charger.call_ok(
+            "StatusNotification",
+            {
+                "connectorId": 1,
+                "errorCode": "NoError",
+                "status": "Available",
+                "timestamp": "1970-01-01T00:00:05Z",
+            },
+        )
+    row = await db.fetchrow(
+        "SELECT reported_at, received_at, clock_suspect FROM status_history "
+        "WHERE charge_point_id = 'CP-1970'"
+    )
+    assert row["reported_at"].year == 1970
+    assert row["clock_suspect"] is True
+    assert row["received_at"].year >= 2026
+
+
+async def test_handshake_without_ocpp16_subprotocol_is_refused_and_logged(
+    system: CentralSystem,
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(
+                f"ws://127.0.0.1:{system.ocpp.port}/ocpp/CP-X",
+                subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+                open_timeout=TIMEOUT,
+            ):
+                pass
+    assert refused.value.response.status_code == 400
+    refusals = [e for e in logs if e["event"] == "ocpp.handshake_refused"]
+    assert refusals and refusals[0]["reason"] == "no_ocpp16_subprotocol"
+
+
+@pytest.mark.parametrize(
+    ("path", "identity"),
+    [
+        ("/ocpp/CP%20007", "CP 007"),
+        ("/CP-008", "CP-008"),
+        ("/ocpp/CP-009/", "CP-009"),
+        ("/some/deep/base/CP-010?token=x", "CP-010"),
+    ],
+)
+async def test_identity_is_the_last_path_segment_percent_decoded(
+    system: CentralSystem, db: asyncpg.Connection, path: str, identity: str
+) -> None:
+    url = f"ws://127.0.0.1:{system.ocpp.port}{path}"
+    # Old firmware spells the subprotocol in upper case and offers 1.5 as well.
+    offered = ["OCPP1.6", "ocpp1.5"]
+    async with connect(url, subprotocols=offered, open_timeout=TIMEOUT) as ws:  # type: ignore[arg-type]
+        assert ws.subprotocol == "OCPP1.6"
+        await ws.send(json.dumps([2, "b", "BootNotification", BOOT]))
+        answer = json.loads(await ws.recv())
+    assert answer[2]["status"] == "Accepted"
+    assert await db.fetchval("SELECT count(*) FROM charge_points WHERE id = $1", identity) == 1
+
+
+async def test_url_without_identity_is_refused(system: CentralSystem) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(
+            f"ws://127.0.0.1:{system.ocpp.port}/",
+            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            open_timeout=TIMEOUT,
+        ):
+            pass
+    assert refused.value.response.status_code == 404

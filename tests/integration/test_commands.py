@@ -1,0 +1,205 @@
+"""The command API: every central-system-initiated 1.6 action, offline and silent chargers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import structlog
+
+from csms.app import CentralSystem
+from csms.ocpp16.errors import CallErrorReceived, CommandTimeout, InvalidCommand, NotConnected
+from tests.conftest import TIMEOUT
+from tests.ocpp_client import RawCharger, ocpp_charger, raw_charger
+
+BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
+PROFILE = {
+    "chargingProfileId": 1,
+    "stackLevel": 0,
+    "chargingProfilePurpose": "TxDefaultProfile",
+    "chargingProfileKind": "Absolute",
+    "chargingSchedule": {
+        "chargingRateUnit": "W",
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7000}],
+    },
+}
+# action: (request, the charger's answer)
+ACTIONS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "CancelReservation": ({"reservationId": 1}, {"status": "Accepted"}),
+    "ChangeAvailability": ({"connectorId": 1, "type": "Inoperative"}, {"status": "Scheduled"}),
+    "ChangeConfiguration": ({"key": "HeartbeatInterval", "value": "60"}, {"status": "Accepted"}),
+    "ClearCache": ({}, {"status": "Accepted"}),
+    "ClearChargingProfile": ({"id": 1}, {"status": "Accepted"}),
+    "DataTransfer": ({"vendorId": "com.example", "data": "x"}, {"status": "Accepted"}),
+    "GetCompositeSchedule": ({"connectorId": 1, "duration": 3600}, {"status": "Rejected"}),
+    "GetConfiguration": (
+        {"key": ["HeartbeatInterval"]},
+        {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "60"}]},
+    ),
+    "GetDiagnostics": ({"location": "ftp://diag.example.com/up"}, {"fileName": "d.zip"}),
+    "GetLocalListVersion": ({}, {"listVersion": 3}),
+    "RemoteStartTransaction": ({"idTag": "T1", "connectorId": 1}, {"status": "Accepted"}),
+    "RemoteStopTransaction": ({"transactionId": 1}, {"status": "Accepted"}),
+    "ReserveNow": (
+        {"connectorId": 1, "expiryDate": "2026-12-01T00:00:00Z", "idTag": "T1", "reservationId": 1},
+        {"status": "Accepted"},
+    ),
+    "Reset": ({"type": "Soft"}, {"status": "Accepted"}),
+    "SendLocalList": (
+        {
+            "listVersion": 4,
+            "updateType": "Full",
+            "localAuthorizationList": [{"idTag": "T1", "idTagInfo": {"status": "Accepted"}}],
+        },
+        {"status": "Accepted"},
+    ),
+    "SetChargingProfile": (
+        {"connectorId": 1, "csChargingProfiles": PROFILE},
+        {"status": "Accepted"},
+    ),
+    "TriggerMessage": (
+        {"requestedMessage": "StatusNotification", "connectorId": 1},
+        {"status": "Accepted"},
+    ),
+    "UnlockConnector": ({"connectorId": 1}, {"status": "Unlocked"}),
+    "UpdateFirmware": (
+        {"location": "https://fw.example.com/v2.bin", "retrieveDate": "2026-12-01T00:00:00Z"},
+        {},
+    ),
+}
+
+
+@contextlib.asynccontextmanager
+async def responder(port: int, charge_point_id: str) -> AsyncIterator[list[tuple[str, dict]]]:
+    """A raw charger that answers every CALL with the canned answer for its action."""
+    received: list[tuple[str, dict[str, Any]]] = []
+    async with raw_charger(port, charge_point_id) as charger:
+        await charger.call_ok("BootNotification", BOOT)
+
+        async def answer_all(charger: RawCharger) -> None:
+            async for text in charger.ws:
+                _, message_id, action, payload = json.loads(text)
+                received.append((action, payload))
+                await charger.ws.send(json.dumps([3, message_id, ACTIONS[action][1]]))
+
+        task = asyncio.create_task(answer_all(charger))
+        try:
+            yield received
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def test_every_central_system_action_reaches_the_charger_and_returns_its_answer(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    async with responder(system.ocpp.port, "CP-CMD") as received:
+        for action, (request, answer) in ACTIONS.items():
+            assert await system.commands.send("CP-CMD", action, request) == answer
+    assert [a for a, _ in received] == list(ACTIONS)
+    assert [p for _, p in received] == [r for r, _ in ACTIONS.values()]
+    outcomes = await db.fetch("SELECT action, outcome FROM commands ORDER BY id")
+    assert [(r["action"], r["outcome"]) for r in outcomes] == [(a, "answered") for a in ACTIONS]
+
+
+async def test_command_to_offline_charger_fails_at_once(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(NotConnected):
+        await system.commands.send("CP-NOWHERE", "Reset", {"type": "Soft"})
+    assert loop.time() - started < 1.0
+    assert await db.fetchval("SELECT outcome FROM commands") == "not_connected"
+
+
+async def test_command_to_silent_charger_times_out_and_late_answer_is_dropped(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        async with raw_charger(system.ocpp.port, "CP-SILENT") as charger:
+            await charger.call_ok("BootNotification", BOOT)
+            with pytest.raises(CommandTimeout):
+                await system.commands.send("CP-SILENT", "Reset", {"type": "Soft"}, timeout=0.3)
+            # The charger finally answers, long after we gave up.
+            call = await charger.receive()
+            await charger.ws.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+            assert "currentTime" in await charger.call_ok("Heartbeat", {})
+    assert await db.fetchval("SELECT outcome FROM commands") == "timeout"
+    assert any(e["event"] == "ocpp.late_response" for e in logs)
+
+
+async def test_call_error_from_charger_is_reported_with_its_code(system: CentralSystem) -> None:
+    async with raw_charger(system.ocpp.port, "CP-NOPE") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        pending = asyncio.create_task(system.commands.send("CP-NOPE", "ClearCache", {}))
+        call = await charger.receive()
+        await charger.ws.send(json.dumps([4, call[1], "NotSupported", "no cache here", {}]))
+        with pytest.raises(CallErrorReceived) as error:
+            await pending
+    assert error.value.code == "NotSupported"
+
+
+@pytest.mark.parametrize(
+    ("action", "payload"),
+    [("Reset", {"type": "Gentle"}), ("Reset", {}), ("BootNotification", {}), ("Nope", {})],
+)
+async def test_invalid_command_is_refused_before_sending(
+    system: CentralSystem, action: str, payload: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidCommand):
+        await system.commands.send("CP-ANY", action, payload)
+
+
+async def test_http_command_route_answers_with_the_chargers_reply_or_a_problem(
+    system: CentralSystem,
+) -> None:
+    base = f"http://127.0.0.1:{system.http_port}/api/charge-points"
+    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+        offline = await client.post(f"{base}/CP-GONE/commands/Reset", json={"type": "Soft"})
+        invalid = await client.post(f"{base}/CP-GONE/commands/Reset", json={"type": "Gentle"})
+        async with ocpp_charger(system.ocpp.port, "CP-HTTP") as cp:
+            await cp.boot()
+            ok = await client.post(f"{base}/CP-HTTP/commands/Reset", json={"type": "Hard"})
+            assert cp.received == [("Reset", {"type": "Hard"})]
+            cp.answer_delay = 2
+            slow = await client.post(
+                f"{base}/CP-HTTP/commands/Reset", json={"type": "Soft"}, params={"timeout": 0.2}
+            )
+    assert (ok.status_code, ok.json()) == (200, {"status": "Accepted"})
+    assert offline.status_code == 409
+    assert offline.headers["content-type"] == "application/problem+json"
+    assert invalid.status_code == 422 and invalid.json()["field"] == "type"
+    assert slow.status_code == 504
+
+
+async def test_cli_command_talks_to_the_running_server(system: CentralSystem) -> None:
+    async with ocpp_charger(system.ocpp.port, "CP-CLI") as cp:
+        await cp.boot()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "csms",
+            "command",
+            "CP-CLI",
+            "GetConfiguration",
+            '{"key": ["HeartbeatInterval"]}',
+            "--url",
+            f"http://127.0.0.1:{system.http_port}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(TIMEOUT * 3):
+            out, err = await process.communicate()
+    assert process.returncode == 0, err
+    answer = json.loads(out)
+    assert answer["configurationKey"][0]["key"] == "HeartbeatInterval"
+    assert cp.received == [("GetConfiguration", {"key": ["HeartbeatInterval"]})]
