@@ -23,7 +23,9 @@ TIMEOUT = 10.0 * float(os.environ.get("CSMS_TEST_TIMEOUT_SCALE", "1"))
 
 TABLES = (
     "charge_points, connectors, status_history, id_tags, transactions, orphan_stops, "
-    "meter_values, data_transfers, charge_point_notifications, commands"
+    "meter_values, data_transfers, charge_point_notifications, commands, "
+    "accounts, smartcar_links, vehicles, charger_locations, charging_sessions, soc_samples, "
+    "smartcar_webhook_events"
 )
 
 

@@ -13,11 +13,21 @@ log = structlog.get_logger()
 _ADVISORY_LOCK_KEY = 0x0C5_0C5_16
 
 
+# Each package keeps its own numbered files; the core's run first. The bridge owns its
+# tables but shares the database and this one runner.
+MIGRATION_PACKAGES = (("csms.db", ""), ("smartcar_bridge", "bridge/"))
+
+
 def available_migrations() -> list[tuple[str, str]]:
     """Return ``(version, sql)`` for each bundled migration file, in order."""
-    folder = resources.files("csms.db") / "migrations"
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
-    return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
+    found: list[tuple[str, str]] = []
+    for package, prefix in MIGRATION_PACKAGES:
+        folder = resources.files(package) / "migrations"
+        files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+        found += [
+            (prefix + f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files
+        ]
+    return found
 
 
 async def migrate(connection: asyncpg.Connection) -> list[str]:
