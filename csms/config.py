@@ -6,6 +6,7 @@ Nothing else in the project reads ``os.environ``. A bad value raises
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -123,8 +124,8 @@ class _Reader:
             number = float(value)
         except ValueError:
             raise ConfigError(name, f"not a number of seconds: {value!r}") from None
-        if number <= 0:
-            raise ConfigError(name, "must be greater than 0")
+        if not math.isfinite(number) or number <= 0:
+            raise ConfigError(name, "must be a finite number greater than 0")
         return number
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:

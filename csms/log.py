@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -34,11 +34,23 @@ def mask_vin(vin: str | None) -> str | None:
     return "*" * max(len(vin) - 6, 0) + vin[-6:]
 
 
+def _redact(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, Mapping) and depth < 4:
+        return {
+            k: "[redacted]" if str(k).lower() in SECRET_KEYS else _redact(v, depth + 1)
+            for k, v in value.items()
+        }
+    return value
+
+
 def redact_secrets(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    for key in event.keys() & SECRET_KEYS:
-        event[key] = "[redacted]"
+    for key, value in list(event.items()):
+        if key.lower() in SECRET_KEYS:
+            event[key] = "[redacted]"
+        elif isinstance(value, Mapping):
+            event[key] = _redact(value)
     if "vin" in event and isinstance(event["vin"], str):
         event["vin"] = mask_vin(event["vin"])
     return event

@@ -62,7 +62,7 @@ class MalformedFrame(Exception):
 def parse_frame(text: str | bytes) -> Message:
     """Parse one WebSocket message into a Call, CallResult or CallError."""
     try:
-        frame = json.loads(text)
+        frame = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError):
         raise MalformedFrame(
             FormationViolationError(description="Message is not valid JSON"),
@@ -126,8 +126,18 @@ def _message_id_of(frame: Any) -> str:
     return UNKNOWN_MESSAGE_ID
 
 
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are accepted by Python's json but are not JSON (RFC 8259).
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _guess_message_id(text: str | bytes) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     match = _MESSAGE_ID.match(text)
-    return match.group(1) if match else UNKNOWN_MESSAGE_ID
+    if match is None:
+        return UNKNOWN_MESSAGE_ID
+    try:
+        return json.loads(f'"{match.group(1)}"')
+    except ValueError:
+        return match.group(1)

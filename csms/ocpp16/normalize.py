@@ -8,6 +8,7 @@ per charger and kind.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,7 +66,10 @@ def parse_timestamp(text: Any, deviations: list[str]) -> Timestamp:
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")
         offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-        value = (value - sign * offset).replace(tzinfo=UTC)
+        try:
+            value = (value - sign * offset).replace(tzinfo=UTC)
+        except OverflowError:
+            raise TimestampError(f"not a representable date-time: {text!r}") from None
     suspect = value < _CLOCK_FLOOR
     if suspect:
         deviations.append("clock_not_set")
@@ -79,6 +83,8 @@ def parse_meter_wh(value: Any, deviations: list[str]) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("meter value must be a finite number")
         deviations.append("meter_decimal")
         return round(value)
     if isinstance(value, str):
@@ -86,6 +92,8 @@ def parse_meter_wh(value: Any, deviations: list[str]) -> int:
             number = Decimal(value.strip())
         except InvalidOperation:
             raise ValueError(f"meter value is not a number: {value!r}") from None
+        if not number.is_finite():
+            raise ValueError(f"meter value is not a finite number: {value!r}")
         deviations.append("number_as_string")
         return int(number.to_integral_value())
     raise ValueError("meter value must be a number")
@@ -102,7 +110,18 @@ _UNIT_SCALE = {
     "var": ("var", 1),
     "kvar": ("var", 1000),
 }
-_DEFAULT_UNIT = {"Energy": "Wh", "Power": "W", "Current": "A", "Voltage": "V", "SoC": "Percent"}
+_DEFAULT_UNIT: dict[str, str | None] = {
+    "Energy": "Wh",
+    "Power": "W",
+    "Current": "A",
+    "Voltage": "V",
+    "SoC": "Percent",
+    "Frequency": None,
+    "RPM": None,
+    # A ratio: no unit, and not Watts despite the "Power." prefix.
+    "Power.Factor": None,
+}
+_KWH_GUESS_LIMIT = 1000
 
 
 @dataclass(slots=True, frozen=True)
@@ -120,13 +139,21 @@ def normalise_sampled_value(
     try:
         number = float(raw_value)
     except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
         deviations.append("sampled_value_not_numeric")
         return SampledNumber(None, unit)
     if unit is None:
-        unit = _DEFAULT_UNIT.get(measurand.split(".", 1)[0])
-        # A bare energy register in the tens of thousands of Wh is normal; a small
-        # fraction with no unit is a kWh reading from firmware that forgot the unit.
-        if unit == "Wh" and measurand.endswith("Register") and not float(number).is_integer():
+        unit = _DEFAULT_UNIT.get(measurand, _DEFAULT_UNIT.get(measurand.split(".", 1)[0]))
+        # Wh registers are whole numbers; a small fraction with no unit is a kWh
+        # reading from firmware that forgot the unit. Above 1000 we cannot tell, and
+        # keep the spec's default (Wh).
+        if (
+            unit == "Wh"
+            and measurand.endswith("Register")
+            and not number.is_integer()
+            and number < _KWH_GUESS_LIMIT
+        ):
             deviations.append("energy_kwh_without_unit")
             return SampledNumber(number * 1000, "Wh")
     scale = _UNIT_SCALE.get(unit.lower()) if unit else None
@@ -169,17 +196,27 @@ def coerce(schema: dict[str, Any], value: Any, deviations: list[str]) -> Any:
         deviations.append("number_as_string")
         return result
     if expected == "string":
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        # A number where an enum is expected is a type error, not a spelling to fix.
+        if isinstance(value, int | float) and not isinstance(value, bool) and "enum" not in schema:
             deviations.append("string_as_number")
-            return format(value, "g") if isinstance(value, float) else str(value)
+            return _number_text(value)
         if isinstance(value, str) and "enum" in schema:
             return _coerce_enum(schema["enum"], value, deviations)
     return value
 
 
+def _number_text(value: int | float) -> str:
+    # repr keeps every digit a float has; "g" formatting would round 1234567.8.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
 def _coerce_integer(value: Any, deviations: list[str]) -> Any:
     # meterStart/meterStop arrive as "1234", 1234.0 and 1234.5 from real firmware.
     if isinstance(value, float):
+        if not math.isfinite(value):
+            return value
         deviations.append("integer_as_decimal")
         return round(value)
     if isinstance(value, str):

@@ -31,6 +31,10 @@ from csms.ocpp16.normalize import coerce
 Validator = Callable[[Any], Any]
 
 _RELAXED_MAX_LENGTH = {"idTag": 255, "parentIdTag": 255}
+_INT4_MAX = 2**31 - 1
+_INT8_MAX = 2**63 - 1
+# Stored in integer (int4) columns.
+_INT4_FIELDS = frozenset({"connectorId", "transactionId", "reservationId"})
 
 # OCPP-J 4.2.3 error codes by the JSON-schema keyword that failed.
 _ERROR_BY_RULE: dict[str, type[OCPPError]] = {
@@ -67,6 +71,12 @@ def _relax_node(node: Any, name: str | None) -> None:
         node.pop("additionalProperties", None)
         node.pop("format", None)
         node.pop("$schema", None)
+        if node.get("type") == "integer":
+            # JSON integers are unbounded; our columns are not. "1e400" as meterStart
+            # must be refused on the wire, not overflow the database.
+            bound = _INT4_MAX if name in _INT4_FIELDS else _INT8_MAX
+            node.setdefault("maximum", bound)
+            node.setdefault("minimum", -bound - 1)
         if name in _RELAXED_MAX_LENGTH and "maxLength" in node:
             node["maxLength"] = _RELAXED_MAX_LENGTH[name]
         for key, child in node.get("properties", {}).items():
