@@ -173,7 +173,9 @@ class OcppServer:
                 quiet = now - connection.last_rx
                 if quiet >= settings.ws_ping_timeout:
                     connection.log.warning("ocpp.connection_dead", silent_seconds=round(quiet))
-                    self._close_later(connection.ws, 1011, "keepalive timeout")
+                    # No closing handshake: a peer that answers nothing will not answer
+                    # a close frame either, and would hold its identity for close_timeout.
+                    connection.ws.transport.abort()
                 elif quiet >= settings.ws_ping_interval:
                     await _ping(connection, loop)
 
