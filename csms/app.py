@@ -8,13 +8,14 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 import structlog
 import uvicorn
 
 from csms.config import Settings
-from csms.db import charge_points
+from csms.db import charge_points, id_tags
 from csms.db.batch import BatchWriter
 from csms.db.charge_points import Presence, flush_boots
 from csms.db.connectors import flush_statuses
@@ -29,6 +30,9 @@ from csms.ocpp16.commands import CommandService
 from csms.ocpp16.context import Services
 from csms.ocpp16.errors import CommandError
 from csms.ocpp16.server import OcppServer
+
+if TYPE_CHECKING:
+    from smartcar_bridge.bridge import Bridge
 
 log = structlog.get_logger()
 
@@ -128,11 +132,33 @@ class CentralSystem:
         )
         self.ocpp = OcppServer(self.services)
         self.commands = CommandService(self.ocpp, self.pool, self.clock, settings.command_timeout)
+        self.bridge = await self._start_bridge()
         await self.ocpp.start(settings.ocpp_host, settings.ocpp_port, sock=ocpp_sock)
         await self._start_http(http_sock)
         log.info(
             "csms.started", node_id=self.node_id, ocpp_port=self.ocpp.port, http_port=self.http_port
         )
+
+    async def _start_bridge(self) -> Bridge | None:
+        if self.settings.bridge is None:
+            log.info("bridge.disabled", reason="SMARTCAR_CLIENT_ID is not set")
+            return None
+        # Imported here: the bridge depends on the core, never the other way round.
+        from smartcar_bridge.bridge import Bridge
+
+        async def register_id_tag(id_tag: str, status: str) -> None:
+            await id_tags.upsert(self.pool, id_tag, status=status)
+
+        bridge = Bridge(
+            self.settings.bridge,
+            pool=self.pool,
+            events=self.events,
+            send_command=self.commands.send,
+            register_id_tag=register_id_tag,
+            clock=self.clock,
+        )
+        await bridge.start()
+        return bridge
 
     async def _mark_all_disconnected(self) -> None:
         # Sockets do not survive a restart; whatever was "connected" is not any more.
@@ -145,7 +171,14 @@ class CentralSystem:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.settings.http_host, self.settings.http_port))
-        config = uvicorn.Config(create_app(self), log_config=None, access_log=False, lifespan="off")
+        routers = []
+        if self.bridge is not None:
+            from smartcar_bridge.http import create_router
+
+            routers.append(create_router(self.bridge))
+        config = uvicorn.Config(
+            create_app(self, routers), log_config=None, access_log=False, lifespan="off"
+        )
         self._http = _EmbeddedUvicorn(config)
         self._http_sock = sock
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="http")
@@ -206,6 +239,8 @@ class CentralSystem:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if getattr(self, "bridge", None) is not None:
+            await self.bridge.close()
         if hasattr(self, "pool"):
             for writer in (self.boots, self.statuses, self.meter_values):
                 await writer.close()

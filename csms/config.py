@@ -27,6 +27,28 @@ class ConfigError(Exception):
         self.problem = problem
 
 
+SMARTCAR_MODES = ("live", "test", "simulated")
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeSettings:
+    """The Smartcar bridge; present only when ``SMARTCAR_CLIENT_ID`` is set."""
+
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    secret_key: str
+    api_url: str = "https://api.smartcar.com/v2.0"
+    auth_url: str = "https://auth.smartcar.com"
+    connect_url: str = "https://connect.smartcar.com"
+    mode: str = "live"
+    management_token: str | None = None
+    poll_interval: float = 60.0
+    energy_tolerance: float = 0.15
+    start_timeout: float = 90.0
+    match_give_up_after: float = 180.0
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str | None = None
@@ -46,6 +68,7 @@ class Settings:
     # reaches this many rows or this age, whichever comes first.
     write_batch_rows: int = 5000
     write_batch_seconds: float = 0.02
+    bridge: BridgeSettings | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,7 +94,36 @@ class Settings:
             command_timeout=reader.seconds("CSMS_COMMAND_TIMEOUT", defaults.command_timeout),
             ws_ping_interval=reader.seconds("CSMS_WS_PING_INTERVAL", defaults.ws_ping_interval),
             ws_ping_timeout=reader.seconds("CSMS_WS_PING_TIMEOUT", defaults.ws_ping_timeout),
+            bridge=_bridge_settings(reader),
         )
+
+
+def _bridge_settings(reader: _Reader) -> BridgeSettings | None:
+    client_id = reader.optional("SMARTCAR_CLIENT_ID")
+    if client_id is None:
+        return None
+    secret_key = reader.optional("CSMS_SECRET_KEY")
+    # Tokens are encrypted at rest with this key: no key, no bridge.
+    if secret_key is None or len(secret_key) < 16:
+        raise ConfigError("CSMS_SECRET_KEY", "required (16+ characters) when the bridge is on")
+    defaults = BridgeSettings("", "", "", "")
+    return BridgeSettings(
+        client_id=client_id,
+        client_secret=reader.required("SMARTCAR_CLIENT_SECRET"),
+        redirect_uri=reader.http_url("SMARTCAR_REDIRECT_URI", None),
+        secret_key=secret_key,
+        api_url=reader.http_url("SMARTCAR_API_URL", defaults.api_url),
+        auth_url=reader.http_url("SMARTCAR_AUTH_URL", defaults.auth_url),
+        connect_url=reader.http_url("SMARTCAR_CONNECT_URL", defaults.connect_url),
+        mode=reader.choice("SMARTCAR_MODE", defaults.mode, SMARTCAR_MODES),
+        management_token=reader.optional("SMARTCAR_MANAGEMENT_TOKEN"),
+        poll_interval=reader.seconds("CSMS_BRIDGE_POLL_INTERVAL", defaults.poll_interval),
+        energy_tolerance=reader.seconds("CSMS_BRIDGE_ENERGY_TOLERANCE", defaults.energy_tolerance),
+        start_timeout=reader.seconds("CSMS_BRIDGE_START_TIMEOUT", defaults.start_timeout),
+        match_give_up_after=reader.seconds(
+            "CSMS_BRIDGE_MATCH_GIVE_UP_AFTER", defaults.match_give_up_after
+        ),
+    )
 
 
 class _Reader:
@@ -86,6 +138,24 @@ class _Reader:
 
     def text(self, name: str, default: str) -> str:
         return self._raw(name) or default
+
+    def optional(self, name: str) -> str | None:
+        return self._raw(name)
+
+    def required(self, name: str) -> str:
+        value = self._raw(name)
+        if value is None:
+            raise ConfigError(name, "required when the bridge is on")
+        return value
+
+    def http_url(self, name: str, default: str | None) -> str:
+        value = self._raw(name) or default
+        if value is None:
+            raise ConfigError(name, "required when the bridge is on")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(name, f"not an http(s) URL: {value!r}")
+        return value.rstrip("/")
 
     def url(self, name: str) -> str | None:
         value = self._raw(name)

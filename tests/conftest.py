@@ -25,7 +25,7 @@ TABLES = (
     "charge_points, connectors, status_history, id_tags, transactions, orphan_stops, "
     "meter_values, data_transfers, charge_point_notifications, commands, "
     "accounts, smartcar_links, vehicles, charger_locations, charging_sessions, soc_samples, "
-    "smartcar_webhook_events"
+    "smartcar_webhook_events, session_energy_samples"
 )
 
 
@@ -36,7 +36,11 @@ def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    embedded = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")))
+    folder = Path(tmp_path_factory.mktemp("pg"))
+    # As root, pgserver runs PostgreSQL as its own user, which must reach the folder.
+    folder.chmod(0o755)
+    folder.parent.chmod(0o755)
+    embedded = EmbeddedPostgres(folder)
     embedded.start()
     yield embedded.dsn_for("postgres")
     embedded.close()

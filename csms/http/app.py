@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Body, FastAPI, Query
+from fastapi import APIRouter, Body, FastAPI, Query
 from fastapi.responses import JSONResponse
 
 from csms.ocpp16.errors import (
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from csms.app import CentralSystem
 
 
-def create_app(system: CentralSystem) -> FastAPI:
+def create_app(system: CentralSystem, routers: Sequence[APIRouter] = ()) -> FastAPI:
     app = FastAPI(title="CSMS", version="0.1.0")
 
     @app.get("/healthz")
@@ -58,6 +59,8 @@ def create_app(system: CentralSystem) -> FastAPI:
             return _problem(404, "Unknown charge point", f"{charge_point_id!r} was never seen")
         return JSONResponse({"charge_point_id": charge_point_id, "registration_status": status})
 
+    for router in routers:
+        app.include_router(router)
     return app
 
 

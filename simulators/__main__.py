@@ -1,0 +1,179 @@
+"""``python -m simulators world …``: one simulated world against a central system.
+
+    python -m simulators world --csms ws://127.0.0.1:9000/ocpp --chargers 20 --vehicles 20 \\
+        --smartcar-port 8090 --duration 600 --speed 60 --seed 1
+    python -m simulators cards --vehicles 20 --seed 1     # the RFID cards the drivers tap
+
+``python -m simulators.fleet`` (load generator) and ``python -m simulators.smartcar_fake``
+(the fake alone) stay separate entry points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from simulators.world_runner import WorldRunner, build_world, card_for
+from simulators.world_traffic import ScenarioFileError, parse_scenario
+
+# Start-up (fake, sockets) and shutdown (close handshakes) on top of the simulated duration.
+_REAL_SLACK_S = 30.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m simulators", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    world = commands.add_parser("world", help="run a simulated world against a central system")
+    world.add_argument("--csms", default="ws://127.0.0.1:9000/ocpp", help="OCPP base URL")
+    _world_shape(world)
+    world.add_argument(
+        "--smartcar-port", type=int, default=8090, help="fake Smartcar port (0: any, -1: none)"
+    )
+    world.add_argument("--duration", type=float, default=600.0, help="simulated seconds")
+    world.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
+    world.add_argument(
+        "--arrivals-per-hour", type=float, default=None, help="default: 2 per charger"
+    )
+    world.add_argument("--dwell", type=float, default=1800.0, help="mean stay, simulated s")
+    world.add_argument("--rfid-share", type=float, default=0.5, help="share of drivers tapping")
+    world.add_argument("--scenario", type=Path, help="JSON file of scripted events")
+    world.add_argument("--meter-interval", type=int, help="MeterValueSampleInterval (sim s)")
+    world.add_argument(
+        "--leave-at-end", action="store_true", help="unplug every car at the end (ends sessions)"
+    )
+    world.add_argument("--max-real-seconds", type=float, help="hard bound on the run")
+    world.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    world.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    world.set_defaults(run=_world)
+
+    cards = commands.add_parser("cards", help="print the RFID card of every generated vehicle")
+    _world_shape(cards)
+    cards.set_defaults(run=_cards)
+    return parser
+
+
+def _world_shape(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--chargers", type=int, default=20)
+    parser.add_argument("--vehicles", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--connectors", type=int, help="connectors per charger (default: mixed)")
+    parser.add_argument("--dc-share", type=float, help="share of DC chargers (default: ~0.2)")
+
+
+def _cards(args: argparse.Namespace) -> int:
+    world = build_world(args.chargers, args.vehicles, args.seed, args.connectors, args.dc_share)
+    for vin in world.vehicles:
+        print(card_for(vin))
+    return 0
+
+
+def _world(args: argparse.Namespace) -> int:
+    _configure_logging(args.log_level)
+    bound = args.max_real_seconds or args.duration / args.speed + _REAL_SLACK_S
+    try:
+        summary = asyncio.run(_run_world(args, bound))
+    except ScenarioFileError as exc:
+        print(f"simulators: scenario {args.scenario}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"simulators: {exc}", file=sys.stderr)
+        return 1
+    print(format_summary(summary))
+    if args.json:
+        print(json.dumps(summary, separators=(",", ":")))
+    return 0
+
+
+async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]:
+    config = {"MeterValueSampleInterval": str(args.meter_interval)} if args.meter_interval else {}
+    runner = WorldRunner(
+        args.csms,
+        chargers=args.chargers,
+        vehicles=args.vehicles,
+        connectors=args.connectors,
+        dc_share=args.dc_share,
+        speed=args.speed,
+        seed=args.seed,
+        # The simulated day ends about now: charger timestamps never lie in the future.
+        start=datetime.now(UTC) - timedelta(seconds=args.duration),
+        smartcar_port=None if args.smartcar_port < 0 else args.smartcar_port,
+        arrivals_per_hour=(
+            2.0 * args.chargers if args.arrivals_per_hour is None else args.arrivals_per_hour
+        ),
+        mean_dwell_s=args.dwell,
+        rfid_share=args.rfid_share,
+        charger_config=config,
+    )
+    if args.scenario is not None:
+        data = json.loads(args.scenario.read_text())
+        runner.add_scenario(parse_scenario(data, list(runner.world.vehicles)))
+    timed_out = False
+    async with runner:
+        if runner.smartcar is not None:
+            print(f"fake Smartcar API at {runner.smartcar.api_url}", file=sys.stderr, flush=True)
+        try:
+            async with asyncio.timeout(bound_s):
+                await runner.run_for(args.duration)
+                if args.leave_at_end:
+                    await runner.drain(_REAL_SLACK_S / 2)
+        except TimeoutError:
+            timed_out = True
+        summary = runner.summary()
+    summary["timed_out"] = timed_out
+    return summary
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The summary as a few readable lines."""
+    efficiency = s["battery_gained_wh"] / s["energy_metered_wh"] if s["energy_metered_wh"] else 0
+    lines = [
+        f"world: {s['sim_seconds']:.0f} simulated s, {s['chargers']} chargers "
+        f"({s['booted']} booted, {s['connected']} connected), {s['vehicles']} vehicles",
+        f"  arrivals {s['arrivals']} (turned away {s['turned_away']}), plug-ins {s['plug_ins']}, "
+        f"plugged in now {s['plugged_in_now']}, RFID taps {s['rfid_taps']}",
+        f"  sessions started {s['sessions_started']}, stopped {s['sessions_stopped']}",
+        f"  energy metered {s['energy_metered_wh']} Wh, battery gained "
+        f"{s['battery_gained_wh']} Wh (efficiency {efficiency:.1%})",
+        f"  messages sent {s['messages_sent']}, queued offline {s['queued_offline']}, "
+        f"outages {s['outages']}, reconnects {s['reconnects']}",
+        f"  errors: call errors {s['call_errors']}, timeouts {s['timeouts']}, "
+        f"connect failures {s['connect_failures']}, world {s['errors']}",
+    ]
+    lines += [f"    {message}" for message in s["error_messages"]]
+    if s.get("smartcar_url"):
+        lines.append(f"  Smartcar fake {s['smartcar_url']}: {s['smartcar_requests']} requests")
+    if s.get("timed_out"):
+        lines.append("  (stopped by the real-time bound)")
+    return "\n".join(lines)
+
+
+def _configure_logging(level: str) -> None:
+    # Logs on stderr, so stdout carries only the summary (and the --json line).
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The bridge assembled: Smartcar client, token store, linking, the session engine."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import structlog
+
+from csms.config import BridgeSettings
+from csms.domain.events import EventBus
+from smartcar_bridge import store
+from smartcar_bridge.client import SmartcarClient
+from smartcar_bridge.crypto import TokenCipher
+from smartcar_bridge.linking import Linker, RegisterIdTag, id_tag_status
+from smartcar_bridge.sessions import PlugAndCharge
+from smartcar_bridge.tokens import TokenStore
+from smartcar_bridge.vehicle_access import VehicleAccess
+
+log = structlog.get_logger()
+
+
+class Bridge:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        *,
+        pool: asyncpg.Pool,
+        events: EventBus,
+        send_command: Callable[..., Awaitable[dict[str, Any]]],
+        register_id_tag: RegisterIdTag,
+        clock: Callable[[], datetime],
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.clock = clock
+        self._register_id_tag = register_id_tag
+        self.client = SmartcarClient(
+            settings.api_url,
+            settings.auth_url,
+            settings.connect_url,
+            settings.client_id,
+            settings.client_secret,
+            settings.redirect_uri,
+            http=http,
+        )
+        self.tokens = TokenStore(pool, TokenCipher(settings.secret_key), self.client, clock)
+        self.access = VehicleAccess(self.client, self.tokens)
+        self.linker = Linker(
+            pool,
+            self.client,
+            self.tokens,
+            register_id_tag,
+            settings.secret_key,
+            clock,
+            settings.mode,
+        )
+        self.engine = PlugAndCharge(
+            pool=pool,
+            access=self.access,
+            send_command=send_command,
+            events=events,
+            settings=settings,
+            clock=clock,
+        )
+
+    async def start(self) -> None:
+        await self.engine.start()
+        log.info("bridge.started", api_url=self.settings.api_url, mode=self.settings.mode)
+
+    async def close(self) -> None:
+        await self.engine.close()
+        await self.client.aclose()
+
+    async def sync_id_tags(self, account: store.Account) -> None:
+        """Block or accept the account's cars at the chargers as its payment status changes."""
+        for vehicle in await store.list_vehicles(self.pool, account.id):
+            await self._register_id_tag(vehicle.id_tag, id_tag_status(account.payment_status))

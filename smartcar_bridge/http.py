@@ -1,0 +1,208 @@
+"""HTTP routes of the bridge: Smartcar Connect and webhooks, and the JSON to operate the flow."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+from datetime import datetime
+from decimal import Decimal
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from csms.log import mask_vin
+from smartcar_bridge import session_store, store
+from smartcar_bridge.errors import SmartcarError
+from smartcar_bridge.oauth import InvalidState
+
+if TYPE_CHECKING:
+    from smartcar_bridge.bridge import Bridge
+
+log = structlog.get_logger()
+
+
+class AccountIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    payment_status: str = Field(default="none", pattern="^(valid|suspended|none)$")
+    tariff_per_kwh: Decimal = Field(default=Decimal("0"), ge=0, max_digits=12, decimal_places=4)
+    currency: str = Field(default="EUR", min_length=3, max_length=3)
+
+
+class AccountPatch(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    payment_status: str | None = Field(default=None, pattern="^(valid|suspended|none)$")
+    tariff_per_kwh: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=4)
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+
+
+class PreferencesPatch(BaseModel):
+    target_soc_percent: int | None = Field(default=None, ge=1, le=100)
+    max_energy_wh: int | None = Field(default=None, gt=0)
+    departure_at: datetime | None = None
+
+
+class Location(BaseModel):
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+def _problem(status: int, title: str, detail: str) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def _account(account: store.Account) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "name": account.name,
+        "payment_status": account.payment_status,
+        "tariff_per_kwh": str(account.tariff_per_kwh),
+        "currency": account.currency,
+    }
+
+
+def _vehicle(vehicle: store.Vehicle) -> dict[str, Any]:
+    return {
+        "id": vehicle.id,
+        "vin": mask_vin(vehicle.vin),
+        "account_id": vehicle.account_id,
+        "id_tag": vehicle.id_tag,
+        "payment_status": vehicle.payment_status,
+        "battery_capacity_wh": vehicle.battery_capacity_wh,
+        "target_soc_percent": vehicle.target_soc_percent,
+        "max_energy_wh": vehicle.max_energy_wh,
+        "departure_at": vehicle.departure_at.isoformat() if vehicle.departure_at else None,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def create_router(bridge: Bridge) -> APIRouter:
+    router = APIRouter()
+    pool = bridge.pool
+
+    @router.get("/smartcar/connect")
+    async def connect(account_id: int = Query(...)) -> Response:
+        if await store.get_account(pool, account_id) is None:
+            return _problem(404, "Unknown account", f"account {account_id} does not exist")
+        return RedirectResponse(bridge.linker.connect_url(account_id), status_code=302)
+
+    @router.get("/smartcar/callback")
+    async def callback(
+        code: str | None = None,
+        state: str | None = None,
+        error: str | None = None,
+        error_description: str | None = None,
+    ) -> HTMLResponse:
+        if error is not None:
+            log.info("bridge.connect_declined", error=error)
+            return _page(400, "Not linked", error_description or error)
+        if not code or not state:
+            return _page(400, "Not linked", "The link is missing its code or state.")
+        try:
+            result = await bridge.linker.complete(code, state)
+        except InvalidState as exc:
+            log.warning("bridge.connect_refused", reason=str(exc))
+            return _page(400, "Not linked", "This link has expired or was tampered with.")
+        except LookupError as exc:
+            return _page(404, "Not linked", str(exc))
+        except SmartcarError as exc:
+            log.warning("bridge.connect_failed", error_type=exc.type, code=exc.code)
+            return _page(502, "Not linked", "Smartcar did not complete the link; try again.")
+        cars = ", ".join(f"{v['make'] or 'car'} …{v['vin'][-6:]}" for v in result.vehicles)
+        return _page(200, "Car linked", f"Linked: {cars or 'no vehicles'}. You can plug in now.")
+
+    @router.post("/smartcar/webhooks")
+    async def webhook(request: Request) -> Response:
+        return await _webhook(bridge, await request.body(), request.headers.get("sc-signature"))
+
+    @router.post("/api/accounts", status_code=201)
+    async def create_account(body: AccountIn) -> JSONResponse:
+        account = await store.create_account(
+            pool, body.name, body.payment_status, body.tariff_per_kwh, body.currency.upper()
+        )
+        return JSONResponse(_account(account), status_code=201)
+
+    @router.patch("/api/accounts/{account_id}")
+    async def update_account(account_id: int, body: AccountPatch) -> JSONResponse:
+        changes = body.model_dump(exclude_none=True)
+        account = await store.update_account(pool, account_id, changes)
+        if account is None:
+            return _problem(404, "Unknown account", f"account {account_id} does not exist")
+        if "payment_status" in changes:
+            await bridge.sync_id_tags(account)
+        return JSONResponse(_account(account))
+
+    @router.get("/api/vehicles")
+    async def vehicles(account_id: int | None = None) -> JSONResponse:
+        return JSONResponse([_vehicle(v) for v in await store.list_vehicles(pool, account_id)])
+
+    @router.patch("/api/vehicles/{vehicle_id}")
+    async def preferences(vehicle_id: int, body: PreferencesPatch) -> JSONResponse:
+        vehicle = await store.update_preferences(
+            pool, vehicle_id, body.model_dump(exclude_unset=True)
+        )
+        if vehicle is None:
+            return _problem(404, "Unknown vehicle", f"vehicle {vehicle_id} does not exist")
+        return JSONResponse(_vehicle(vehicle))
+
+    @router.put("/api/charge-points/{charge_point_id}/location")
+    async def location(charge_point_id: str, body: Location) -> JSONResponse:
+        await store.set_charger_location(pool, charge_point_id, body.latitude, body.longitude)
+        return JSONResponse({"charge_point_id": charge_point_id, **body.model_dump()})
+
+    @router.get("/api/sessions/{transaction_id}")
+    async def session(transaction_id: int) -> JSONResponse:
+        found = await session_store.by_transaction(pool, transaction_id)
+        if found is None:
+            return _problem(404, "Unknown session", f"no session for transaction {transaction_id}")
+        body = {k: _jsonable(v) for k, v in dataclasses.asdict(found).items()}
+        body["vin"] = mask_vin(found.vin)
+        body["soc_samples"] = [
+            {k: _jsonable(v) for k, v in s.items()}
+            for s in await session_store.soc_samples(pool, found.id)
+        ]
+        return JSONResponse(body)
+
+    return router
+
+
+async def _webhook(bridge: Bridge, raw: bytes, signature: str | None) -> Response:
+    token = bridge.settings.management_token
+    if not token:
+        return _problem(503, "Webhooks not configured", "SMARTCAR_MANAGEMENT_TOKEN is not set")
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return _problem(400, "Not JSON", "the webhook body is not JSON")
+    if event.get("eventType") == "VERIFY" or event.get("eventName") == "verify":
+        challenge = (event.get("data") or event.get("payload") or {}).get("challenge", "")
+        digest = hmac.new(token.encode(), str(challenge).encode(), hashlib.sha256).hexdigest()
+        return JSONResponse({"challenge": digest})
+    # Verify before trusting any of it (smartcar-api.md §10), in constant time.
+    expected = hmac.new(token.encode(), raw, hashlib.sha256).hexdigest()
+    if not signature or not hmac.compare_digest(expected, signature.lower()):
+        log.warning("bridge.webhook_refused", reason="bad signature")
+        return _problem(401, "Bad signature", "SC-Signature does not match the body")
+    await bridge.engine.on_webhook(event)
+    return JSONResponse({"status": "received"})
+
+
+def _page(status: int, title: str, text: str) -> HTMLResponse:
+    html = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title></head>"
+        f"<body><h1>{escape(title)}</h1><p>{escape(text)}</p></body></html>"
+    )
+    return HTMLResponse(html, status_code=status)

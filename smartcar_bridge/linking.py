@@ -1,0 +1,125 @@
+"""Linking a driver's cars: the Smartcar Connect redirect and its callback.
+
+The callback exchanges the code, stores the token pair encrypted, reads every
+authorised vehicle's VIN and links it to the account (a VIN belongs to at most one
+active account), and registers the vehicle's idTag so the charger's Authorize and
+StartTransaction accept it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from csms.log import mask_vin
+from smartcar_bridge import store
+from smartcar_bridge.client import SmartcarClient
+from smartcar_bridge.errors import SmartcarError
+from smartcar_bridge.oauth import make_state, read_state
+from smartcar_bridge.store import LinkedVehicle
+
+log = structlog.get_logger()
+
+# What plug-and-charge needs (smartcar-api.md §12), plus location for matching.
+SCOPES = (
+    "required:read_vehicle_info",
+    "required:read_vin",
+    "required:read_battery",
+    "required:read_charge",
+    "required:control_charge",
+    "read_location",
+)
+
+# Registers (or re-statuses) an OCPP idTag in the central system's authorisation list.
+RegisterIdTag = Callable[[str, str], Awaitable[None]]
+
+
+def vehicle_id_tag(vin: str) -> str:
+    """A stable idTag for a VIN: 20 characters, no VIN in clear on the charger's screen."""
+    return "SC" + hashlib.sha256(vin.upper().encode()).hexdigest()[:18].upper()
+
+
+def id_tag_status(payment_status: str) -> str:
+    return "Accepted" if payment_status == "valid" else "Blocked"
+
+
+@dataclass(slots=True, frozen=True)
+class LinkResult:
+    account_id: int
+    vehicles: list[dict[str, Any]]
+
+
+class Linker:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: SmartcarClient,
+        tokens: Any,
+        register_id_tag: RegisterIdTag,
+        secret_key: str,
+        clock: Callable[[], datetime],
+        mode: str | None = None,
+    ) -> None:
+        self._pool = pool
+        self._client = client
+        self._tokens = tokens
+        self._register_id_tag = register_id_tag
+        self._secret = secret_key
+        self._clock = clock
+        self._mode = mode
+
+    def connect_url(self, account_id: int) -> str:
+        state = make_state(account_id, self._secret, self._clock())
+        mode = self._mode if self._mode and self._mode != "live" else None
+        return self._client.authorize_url(state, list(SCOPES), mode=mode)
+
+    async def complete(self, code: str, state: str) -> LinkResult:
+        """Finish a Connect flow. Raises ``InvalidState`` or ``SmartcarError``."""
+        account_id = read_state(state, self._secret, self._clock())
+        account = await store.get_account(self._pool, account_id)
+        if account is None:
+            raise LookupError(f"account {account_id} does not exist")
+        tokens = await self._client.exchange_code(code, SCOPES)
+        user = await self._client.user(tokens.access_token)
+        link_id = await self._tokens.save_link(account_id, user.id, tokens, list(tokens.scopes))
+        linked: list[dict[str, Any]] = []
+        for vehicle_id in await self._client.all_vehicle_ids(tokens.access_token):
+            vehicle = await self._read_vehicle(tokens.access_token, vehicle_id)
+            async with self._pool.acquire() as db, db.transaction():
+                row_id, left = await store.link_vehicle(db, account_id, link_id, vehicle)
+            await self._register_id_tag(vehicle.id_tag, id_tag_status(account.payment_status))
+            log.info(
+                "bridge.vehicle_linked",
+                account_id=account_id,
+                vin=mask_vin(vehicle.vin),
+                vehicle_id=row_id,
+                moved_from_accounts=left or None,
+            )
+            linked.append({"id": row_id, "vin": mask_vin(vehicle.vin), "make": vehicle.make})
+        return LinkResult(account_id, linked)
+
+    async def _read_vehicle(self, token: str, vehicle_id: str) -> LinkedVehicle:
+        vin = (await self._client.vin(token, vehicle_id)).vin
+        info = await self._client.vehicle_info(token, vehicle_id)
+        try:
+            capacity = await self._client.battery_capacity(token, vehicle_id)
+            capacity_wh = round(capacity.capacity_kwh * 1000) if capacity.capacity_kwh else None
+        except SmartcarError as exc:
+            # Billing falls back to the charger's meter; the capacity only cross-checks it.
+            log.info("bridge.capacity_unknown", vin=mask_vin(vin), error_type=exc.type)
+            capacity_wh = None
+        return LinkedVehicle(
+            smartcar_vehicle_id=vehicle_id,
+            vin=vin,
+            make=info.make,
+            model=info.model,
+            year=info.year,
+            battery_capacity_wh=capacity_wh,
+            id_tag=vehicle_id_tag(vin),
+        )

@@ -1,0 +1,149 @@
+"""The whole story on one machine: central system with the bridge, the Smartcar fake and
+simulated chargers sharing one World, all over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import asyncpg
+import httpx
+
+from csms.app import CentralSystem
+from csms.config import BridgeSettings, Settings
+from simulators.smartcar_fake.server import RunningFake, run_smartcar_fake
+from simulators.smartcar_fake.state import FakeConfig
+from simulators.world import Charger, Vehicle, World
+from simulators.world_runner import WorldRunner
+from tests.conftest import TIMEOUT
+
+CLIENT_ID = "bridge-test-client"
+CLIENT_SECRET = "bridge-test-secret"
+SECRET_KEY = "a-test-secret-key-of-32-characters!"
+AMT = "application-management-token"
+SPEED = 300.0  # simulated seconds per real second
+
+
+def car(vin: str, soc: float, *, lat: float = 52.0, lon: float = 13.0) -> Vehicle:
+    return Vehicle(
+        vin=vin,
+        smartcar_id=str(uuid.uuid5(uuid.NAMESPACE_URL, vin)),
+        make="TESLA",
+        model="Model 3",
+        year=2022,
+        battery_kwh=50.0,
+        soc=soc,
+        charge_limit=1.0,
+        latitude=lat,
+        longitude=lon,
+    )
+
+
+def charger(charger_id: str, *, lat: float = 52.0, lon: float = 13.0) -> Charger:
+    return Charger(charger_id, lat, lon, 11_000.0, 1)
+
+
+@dataclass
+class BridgeEnv:
+    system: CentralSystem
+    runner: WorldRunner
+    smartcar: RunningFake
+    http: httpx.AsyncClient
+    db: asyncpg.Connection
+
+    @property
+    def fake(self) -> Any:
+        return self.smartcar.fake
+
+    async def create_account(self, payment_status: str = "valid", tariff: str = "0.30") -> int:
+        response = await self.http.post(
+            "/api/accounts",
+            json={"name": "Driver", "payment_status": payment_status, "tariff_per_kwh": tariff},
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    async def link(self, account_id: int, *vins: str) -> httpx.Response:
+        """The driver goes through Smartcar Connect in a browser: follow every redirect."""
+        self.fake.login(*vins)
+        response = await self.http.get(
+            "/smartcar/connect", params={"account_id": account_id}, follow_redirects=True
+        )
+        assert response.status_code == 200, response.text
+        return response
+
+    async def locate(self, charge_point_id: str, lat: float, lon: float) -> None:
+        response = await self.http.put(
+            f"/api/charge-points/{charge_point_id}/location",
+            json={"latitude": lat, "longitude": lon},
+        )
+        assert response.status_code == 200
+
+    async def wait_for(self, query: str, *args: object, timeout: float = TIMEOUT * 2) -> Any:
+        async with asyncio.timeout(timeout):
+            while not (value := await self.db.fetchval(query, *args)):
+                await asyncio.sleep(0.05)
+        return value
+
+    async def session(self, transaction_id: int) -> dict[str, Any]:
+        response = await self.http.get(f"/api/sessions/{transaction_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@contextlib.asynccontextmanager
+async def bridge_env(
+    settings: Settings,
+    db: asyncpg.Connection,
+    world: World,
+    *,
+    poll_interval: float = 1.0,
+    match_give_up_after: float = 4.0,
+    access_token_ttl_s: float = 7200.0,
+) -> AsyncIterator[BridgeEnv]:
+    http_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    http_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    http_sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{http_sock.getsockname()[1]}"
+    redirect = f"{base}/smartcar/callback"
+    config = FakeConfig(
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        redirect_uris=(redirect,),
+        access_token_ttl_s=access_token_ttl_s,
+    )
+    async with run_smartcar_fake(world, config=config) as smartcar:
+        bridge = BridgeSettings(
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            redirect_uri=redirect,
+            secret_key=SECRET_KEY,
+            api_url=smartcar.api_url,
+            auth_url=smartcar.auth_url,
+            connect_url=smartcar.connect_url,
+            management_token=AMT,
+            poll_interval=poll_interval,
+            start_timeout=TIMEOUT,
+            match_give_up_after=match_give_up_after,
+        )
+        system = CentralSystem(replace(settings, bridge=bridge))
+        await system.start(http_sock=http_sock)
+        runner = WorldRunner(
+            f"ws://127.0.0.1:{system.ocpp.port}/ocpp",
+            world=world,
+            speed=SPEED,
+            seed=3,
+            smartcar_port=None,
+            charger_config={"MeterValueSampleInterval": "60"},
+        )
+        try:
+            async with runner, httpx.AsyncClient(base_url=base, timeout=TIMEOUT) as http:
+                await runner.wait_booted(TIMEOUT)
+                yield BridgeEnv(system, runner, smartcar, http, db)
+        finally:
+            await system.stop()
