@@ -48,6 +48,13 @@ def charger(charger_id: str, *, lat: float = 52.0, lon: float = 13.0) -> Charger
     return Charger(charger_id, lat, lon, 11_000.0, 1)
 
 
+def _bound_socket(port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
 @dataclass
 class BridgeEnv:
     system: CentralSystem
@@ -55,6 +62,17 @@ class BridgeEnv:
     smartcar: RunningFake
     http: httpx.AsyncClient
     db: asyncpg.Connection
+    settings: Settings
+
+    async def restart(self, down_for: float = 0.5) -> None:
+        """Stop the central system and start a new one on the same ports and database."""
+        ocpp_port, http_port = self.system.ocpp.port, self.system.http_port
+        await self.system.stop()
+        await asyncio.sleep(down_for)
+        self.system = CentralSystem(self.settings)
+        await self.system.start(
+            ocpp_sock=_bound_socket(ocpp_port), http_sock=_bound_socket(http_port)
+        )
 
     @property
     def fake(self) -> Any:
@@ -106,9 +124,7 @@ async def bridge_env(
     match_give_up_after: float = 4.0,
     access_token_ttl_s: float = 7200.0,
 ) -> AsyncIterator[BridgeEnv]:
-    http_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    http_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    http_sock.bind(("127.0.0.1", 0))
+    http_sock = _bound_socket()
     base = f"http://127.0.0.1:{http_sock.getsockname()[1]}"
     redirect = f"{base}/smartcar/callback"
     config = FakeConfig(
@@ -131,7 +147,8 @@ async def bridge_env(
             start_timeout=TIMEOUT,
             match_give_up_after=match_give_up_after,
         )
-        system = CentralSystem(replace(settings, bridge=bridge))
+        with_bridge = replace(settings, bridge=bridge)
+        system = CentralSystem(with_bridge)
         await system.start(http_sock=http_sock)
         runner = WorldRunner(
             f"ws://127.0.0.1:{system.ocpp.port}/ocpp",
@@ -141,9 +158,11 @@ async def bridge_env(
             smartcar_port=None,
             charger_config={"MeterValueSampleInterval": "60"},
         )
+        env: BridgeEnv | None = None
         try:
             async with runner, httpx.AsyncClient(base_url=base, timeout=TIMEOUT) as http:
                 await runner.wait_booted(TIMEOUT)
-                yield BridgeEnv(system, runner, smartcar, http, db)
+                env = BridgeEnv(system, runner, smartcar, http, db, with_bridge)
+                yield env
         finally:
-            await system.stop()
+            await (env.system if env is not None else system).stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import asyncpg
@@ -9,6 +10,7 @@ import structlog
 
 from csms.config import Settings
 from simulators.world import World
+from tests.conftest import TIMEOUT
 from tests.e2e.bridge_env import bridge_env, car, charger
 
 VIN_A = "5YJ3E1EA7KF000001"
@@ -61,3 +63,179 @@ async def test_linked_car_is_matched_started_stopped_at_target_and_billed(
         event = _events(logs, name)[0]
         assert event["vin"] == "*" * 11 + "000001"
     assert _events(logs, "bridge.session_reconciled")[0]["transaction_id"] == tx
+
+
+async def _completed_session(env: object, timeout: float = 30) -> dict:
+    tx = await env.wait_for(  # type: ignore[attr-defined]
+        "SELECT transaction_id FROM charging_sessions WHERE state = 'completed'", timeout=timeout
+    )
+    return await env.session(tx)  # type: ignore[attr-defined]
+
+
+async def test_car_without_valid_payment_is_left_to_the_rfid_flow(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    world = World(vehicles=[car(VIN_A, 0.40)], chargers=[charger("CP-A")])
+    with structlog.testing.capture_logs() as logs:
+        async with bridge_env(settings, db, world) as env:
+            account = await env.create_account("suspended")
+            await env.link(account, VIN_A)
+            env.runner.plug_in(VIN_A, "CP-A", 1)
+            await env.wait_for(
+                "SELECT status = 'Preparing' FROM connectors WHERE charge_point_id = 'CP-A' "
+                "AND connector_id = 1"
+            )
+            async with asyncio.timeout(TIMEOUT):
+                while not _events(logs, "bridge.payment_missing"):
+                    await asyncio.sleep(0.05)
+            # The car's idTag is blocked at the chargers while payment is not valid.
+            status = await db.fetchval("SELECT status FROM id_tags")
+    assert status == "Blocked"
+    assert await db.fetchval("SELECT count(*) FROM charging_sessions") == 0
+    assert await db.fetchval("SELECT count(*) FROM transactions") == 0
+
+
+async def test_car_already_at_target_gets_no_session(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    world = World(vehicles=[car(VIN_A, 0.85)], chargers=[charger("CP-A")])
+    with structlog.testing.capture_logs() as logs:
+        async with bridge_env(settings, db, world) as env:
+            await env.link(await env.create_account(), VIN_A)
+            env.runner.plug_in(VIN_A, "CP-A", 1)
+            async with asyncio.timeout(TIMEOUT):
+                while not _events(logs, "bridge.already_at_target"):
+                    await asyncio.sleep(0.05)
+    assert _events(logs, "bridge.already_at_target")[0]["soc_percent"] == 85.0
+    assert await db.fetchval("SELECT count(*) FROM charging_sessions") == 0
+
+
+async def test_two_cars_plugged_in_side_by_side_are_ambiguous_and_nothing_starts(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    world = World(
+        vehicles=[car(VIN_A, 0.40), car(VIN_B, 0.40)],
+        chargers=[charger("CP-A"), charger("CP-B")],
+    )
+    with structlog.testing.capture_logs() as logs:
+        async with bridge_env(settings, db, world) as env:
+            await env.link(await env.create_account(), VIN_A, VIN_B)
+            env.runner.plug_in(VIN_A, "CP-A", 1)
+            env.runner.plug_in(VIN_B, "CP-B", 1)
+            async with asyncio.timeout(TIMEOUT):
+                while len(_events(logs, "bridge.ambiguous_match")) < 2:
+                    await asyncio.sleep(0.05)
+    assert await db.fetchval("SELECT count(*) FROM charging_sessions") == 0
+
+
+async def test_simultaneous_plug_ins_at_two_sites_each_get_the_right_car(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    world = World(
+        vehicles=[car(VIN_A, 0.70, lat=52.0, lon=13.0), car(VIN_B, 0.72, lat=48.1, lon=11.5)],
+        chargers=[charger("CP-A", lat=52.0, lon=13.0), charger("CP-B", lat=48.1, lon=11.5)],
+    )
+    async with bridge_env(settings, db, world) as env:
+        await env.link(await env.create_account(), VIN_A, VIN_B)
+        await env.locate("CP-A", 52.0, 13.0)
+        await env.locate("CP-B", 48.1, 11.5)
+        env.runner.plug_in(VIN_A, "CP-A", 1)
+        env.runner.plug_in(VIN_B, "CP-B", 1)
+        await env.wait_for(
+            "SELECT count(*) = 2 FROM charging_sessions WHERE state = 'completed'", timeout=40
+        )
+        rows = await db.fetch(
+            "SELECT charge_point_id, vin, stop_reason FROM charging_sessions ORDER BY 1"
+        )
+    assert [(r["charge_point_id"], r["vin"], r["stop_reason"]) for r in rows] == [
+        ("CP-A", VIN_A, "target_soc"),
+        ("CP-B", VIN_B, "target_soc"),
+    ]
+
+
+async def test_driver_unplugging_early_closes_the_session_from_the_charger(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    world = World(vehicles=[car(VIN_A, 0.30)], chargers=[charger("CP-A")])
+    with structlog.testing.capture_logs() as logs:
+        async with bridge_env(settings, db, world) as env:
+            await env.link(await env.create_account(), VIN_A)
+            env.runner.plug_in(VIN_A, "CP-A", 1)
+            await env.wait_for("SELECT count(*) FROM charging_sessions WHERE state = 'charging'")
+            await env.runner.run_for(600)
+            env.runner.unplug(VIN_A)
+            session = await _completed_session(env)
+    assert session["stop_reason"] == "EVDisconnected"
+    assert session["grid_energy_wh"] > 0
+    assert session["end_soc_percent"] < 80
+    assert _events(logs, "bridge.stopped_by_charger")
+
+
+async def test_access_token_expiring_mid_session_is_refreshed(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    world = World(vehicles=[car(VIN_A, 0.70)], chargers=[charger("CP-A")])
+    with structlog.testing.capture_logs() as logs:
+        async with bridge_env(settings, db, world, access_token_ttl_s=2.0) as env:
+            await env.link(await env.create_account(), VIN_A)
+            env.runner.plug_in(VIN_A, "CP-A", 1)
+            session = await _completed_session(env)
+    assert session["stop_reason"] == "target_soc"
+    assert _events(logs, "bridge.token_refreshed")
+    assert not _events(logs, "bridge.reauth_required")
+
+
+async def test_refused_refresh_marks_the_link_and_the_charger_keeps_working(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    world = World(vehicles=[car(VIN_A, 0.30)], chargers=[charger("CP-A")])
+    with structlog.testing.capture_logs() as logs:
+        async with bridge_env(settings, db, world) as env:
+            await env.link(await env.create_account(), VIN_A)
+            env.runner.plug_in(VIN_A, "CP-A", 1)
+            await env.wait_for("SELECT count(*) FROM charging_sessions WHERE state = 'charging'")
+            # The driver revoked us at Smartcar: every refresh is refused from now on.
+            for token in list(env.fake.tokens.refresh_tokens):
+                env.fake.tokens.revoke_refresh_token(token)
+            env.fake.tokens.expire_access_tokens()
+            await env.wait_for(
+                "SELECT status = 'reauth_required' FROM smartcar_links", timeout=TIMEOUT * 2
+            )
+            env.runner.unplug(VIN_A)
+            session = await _completed_session(env)
+    assert _events(logs, "bridge.reauth_required")
+    # Billed from the charger's meter even without the car's final SoC.
+    assert session["bill_basis"] == "charger" and session["grid_energy_wh"] > 0
+
+
+async def test_smartcar_429_and_5xx_bursts_are_retried_and_the_session_completes(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    world = World(vehicles=[car(VIN_A, 0.70)], chargers=[charger("CP-A")])
+    with structlog.testing.capture_logs() as logs:
+        async with bridge_env(settings, db, world) as env:
+            env.fake.faults.retry_after_s = 1
+            await env.link(await env.create_account(), VIN_A)
+            env.fake.faults.force("RATE_LIMIT:VEHICLE", times=2, endpoint="GET /charge")
+            env.fake.faults.force("SERVER:INTERNAL", times=3, endpoint="GET /battery")
+            env.runner.plug_in(VIN_A, "CP-A", 1)
+            session = await _completed_session(env, timeout=40)
+    assert session["stop_reason"] == "target_soc"
+    failures = [e for e in logs if e["event"] == "smartcar.request_failed"]
+    assert {e["status"] for e in failures} >= {429, 500}
+
+
+async def test_restart_mid_session_resumes_monitoring_and_stops_at_target(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    world = World(vehicles=[car(VIN_A, 0.60)], chargers=[charger("CP-A")])
+    with structlog.testing.capture_logs() as logs:
+        async with bridge_env(settings, db, world) as env:
+            await env.link(await env.create_account(), VIN_A)
+            env.runner.plug_in(VIN_A, "CP-A", 1)
+            await env.wait_for("SELECT count(*) FROM charging_sessions WHERE state = 'charging'")
+            await env.restart()
+            session = await _completed_session(env, timeout=40)
+    assert _events(logs, "bridge.session_resumed")
+    assert session["stop_reason"] == "target_soc"
+    assert session["end_soc_percent"] >= 80
