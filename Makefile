@@ -26,5 +26,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# A readable log of a few complete charging sessions: central system + small simulated world.
+demo: $(STAMP)
+	bash simulators/demo.sh
+
+# Benchmarks against a real PostgreSQL, side by side with a bare ocpp-library server.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) .csms .pytest_cache
