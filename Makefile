@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/csms serve
 
+# The dashboard test drives Debian's headless Chromium; installed here when missing.
 test: $(STAMP)
+	bash scripts/ensure-chromium
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

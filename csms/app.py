@@ -17,7 +17,7 @@ import uvicorn
 from csms.config import Settings
 from csms.db import charge_points, id_tags
 from csms.db.batch import BatchWriter
-from csms.db.charge_points import Presence, flush_boots
+from csms.db.charge_points import Presence, flush_boots, flush_new_charge_points
 from csms.db.connectors import flush_statuses
 from csms.db.embedded import EmbeddedPostgres
 from csms.db.meter_values import flush_meter_values
@@ -26,10 +26,13 @@ from csms.db.pool import create_pool
 from csms.domain import registration
 from csms.domain.events import EventBus
 from csms.http.app import create_app
+from csms.http.dashboard import DashboardFeed
+from csms.metrics import Metrics
 from csms.ocpp16.commands import CommandService
 from csms.ocpp16.context import Services
 from csms.ocpp16.errors import CommandError
 from csms.ocpp16.server import OcppServer
+from csms.security.service import SecurityService
 
 if TYPE_CHECKING:
     from smartcar_bridge.bridge import Bridge
@@ -84,6 +87,9 @@ class CentralSystem:
         self.clock = clock
         self.node_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.events = EventBus()
+        # Built here, not at start, so the OCPP side and the bridge can be handed it.
+        self.metrics = Metrics()
+        self.dashboard_feed: DashboardFeed | None = None
         self._embedded: EmbeddedPostgres | None = None
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -100,6 +106,9 @@ class CentralSystem:
         await migrate_database(self.dsn)
         self.pool = await create_pool(self.dsn)
         self.presence = Presence(self.pool, self.node_id)
+        self.new_charge_points = BatchWriter(
+            "new_charge_points", self.pool, flush_new_charge_points, max_rows=5000
+        )
         self.boots = BatchWriter("boots", self.pool, flush_boots, max_rows=1000)
         self.statuses = BatchWriter(
             "statuses",
@@ -115,7 +124,7 @@ class CentralSystem:
             max_rows=settings.write_batch_rows,
             max_delay=settings.write_batch_seconds,
         )
-        for writer in (self.boots, self.statuses, self.meter_values):
+        for writer in self._writers:
             writer.start()
         self.presence.start()
         await self._mark_all_disconnected()
@@ -128,10 +137,28 @@ class CentralSystem:
             boots=self.boots,
             statuses=self.statuses,
             meter_values=self.meter_values,
+            new_charge_points=self.new_charge_points,
             registrations=await charge_points.load_registrations(self.pool),
+            metrics=self.metrics,
+            connector_statuses=await charge_points.load_connector_statuses(self.pool),
         )
         self.ocpp = OcppServer(self.services)
-        self.commands = CommandService(self.ocpp, self.pool, self.clock, settings.command_timeout)
+        self.metrics.watch_system(self.pool, lambda: len(self.ocpp.connections))
+        self.dashboard_feed = DashboardFeed(self.events)  # before the listener: miss nothing
+        self.dashboard_feed.start()
+        self.commands = CommandService(
+            self.ocpp, self.pool, self.clock, settings.command_timeout, metrics=self.metrics
+        )
+        self.security = SecurityService(
+            settings,
+            self.pool,
+            self.events,
+            self.commands,
+            self.ocpp.guard,
+            lambda charge_point_id: self.ocpp.find(charge_point_id) is not None,
+            self.clock,
+        )
+        self.security.start()
         self.bridge = await self._start_bridge()
         await self.ocpp.start(settings.ocpp_host, settings.ocpp_port, sock=ocpp_sock)
         await self._start_http(http_sock)
@@ -156,9 +183,14 @@ class CentralSystem:
             send_command=self.commands.send,
             register_id_tag=register_id_tag,
             clock=self.clock,
+            metrics=self.metrics,
         )
         await bridge.start()
         return bridge
+
+    @property
+    def _writers(self) -> tuple[BatchWriter, ...]:  # type: ignore[type-arg]
+        return (self.new_charge_points, self.boots, self.statuses, self.meter_values)
 
     async def _mark_all_disconnected(self) -> None:
         # Sockets do not survive a restart; whatever was "connected" is not any more.
@@ -171,7 +203,9 @@ class CentralSystem:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.settings.http_host, self.settings.http_port))
-        routers = []
+        from csms.http.routes_security import create_router as security_router
+
+        routers = [security_router(self)]
         if self.bridge is not None:
             from smartcar_bridge.http import create_router
 
@@ -239,10 +273,14 @@ class CentralSystem:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.dashboard_feed is not None:
+            await self.dashboard_feed.close()
         if getattr(self, "bridge", None) is not None:
             await self.bridge.close()
+        if hasattr(self, "security"):
+            await self.security.close()
         if hasattr(self, "pool"):
-            for writer in (self.boots, self.statuses, self.meter_values):
+            for writer in self._writers:
                 await writer.close()
             await self.presence.close()
             await self.pool.close()

@@ -1,19 +1,52 @@
-"""``csms serve | migrate | command | charger``."""
+"""``csms serve | migrate | command | charger | chargers | sessions | idtag | account | token``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from csms import cli_api
 from csms.app import CentralSystem, migrate_database, resolve_database
 from csms.config import ConfigError, Settings
 from csms.log import configure_logging
+from csms.security.cli_commands import SECURITY_ACTIONS, add_security_arguments, security_request
+
+
+@dataclass(frozen=True, slots=True)
+class CliSettings:
+    """What the operator commands need beyond the server's settings; read here, once.
+
+    ``CSMS_API_URL`` (default ``http://127.0.0.1:$CSMS_HTTP_PORT``) and ``CSMS_API_TOKEN``
+    (an operator token from ``csms token create``) belong to the client, not the server.
+    """
+
+    server: Settings
+    api_url: str
+    api_token: str | None
+
+    @classmethod
+    def from_env(cls, server: Settings, env: Mapping[str, str] | None = None) -> CliSettings:
+        env = os.environ if env is None else env
+        url = (env.get("CSMS_API_URL") or "").strip() or _base_url(server, None)
+        token = (env.get("CSMS_API_TOKEN") or "").strip() or None
+        return cls(server=server, api_url=url.rstrip("/"), api_token=token)
+
+
+def _operator(handler: cli_api.Handler) -> Any:
+    # The operator commands take CliSettings, built from the environment here.
+    return lambda settings, args: handler(CliSettings.from_env(settings), args)
+
+
+def _json_and_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--url", default=None, help="HTTP base URL (default: $CSMS_API_URL)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,11 +78,16 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument("--url", default=None, help="HTTP base URL of the running server")
     command.set_defaults(run=_command)
 
-    charger = commands.add_parser("charger", help="registration of a charger")
-    charger.add_argument("decision", choices=["accept", "reject", "pending"])
-    charger.add_argument("charge_point_id")
-    charger.add_argument("--url", default=None, help="HTTP base URL of the running server")
+    charger = commands.add_parser(
+        "charger", help="show a charger (CP_ID), or decide its registration (accept CP_ID)"
+    )
+    charger.add_argument("first", metavar="CP_ID | accept | reject | pending | set-password …")
+    charger.add_argument("charge_point_id", nargs="?", metavar="CP_ID")
+    add_security_arguments(charger)
+    _json_and_url(charger)
     charger.set_defaults(run=_charger)
+
+    cli_api.add_commands(commands, _json_and_url, _operator)
     return parser
 
 
@@ -66,8 +104,19 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         finally:
             await system.stop()
 
-    asyncio.run(run())
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(run())
     return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    # uvloop's C event loop, transports and futures: measured in a 10,000-charger reconnect
+    # storm, asyncio's own machinery was over half of the server's CPU.
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -98,21 +147,37 @@ def _command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"csms: the payload is not JSON: {exc}", file=sys.stderr)
         return 2
     params = {"timeout": args.timeout} if args.timeout else None
-    url = f"{_base_url(settings, args.url)}/api/charge-points/{args.charge_point_id}"
-    return _request("POST", f"{url}/commands/{args.action}", payload, params)
+    path = f"/api/charge-points/{args.charge_point_id}/commands/{args.action}"
+    return _request(CliSettings.from_env(settings), args.url, "POST", path, payload, params)
+
+
+_DECISIONS = {"accept": "Accepted", "reject": "Rejected", "pending": "Pending"}
 
 
 def _charger(settings: Settings, args: argparse.Namespace) -> int:
-    status = {"accept": "Accepted", "reject": "Rejected", "pending": "Pending"}[args.decision]
-    url = f"{_base_url(settings, args.url)}/api/charge-points/{args.charge_point_id}/registration"
-    return _request("PUT", url, {"status": status}, None)
+    cli = CliSettings.from_env(settings)
+    if args.charge_point_id is None:  # csms charger CP_ID
+        return cli_api.show_charger(cli, args, args.first)
+    if args.first in SECURITY_ACTIONS:  # set-password / set-profile / security-events CP_ID
+        request = security_request(args)
+        return 2 if request is None else _request(cli, args.url, *request, None)
+    if args.first not in _DECISIONS:
+        print(f"csms: {args.first!r} is not accept, reject or pending", file=sys.stderr)
+        return 2
+    path = f"/api/charge-points/{args.charge_point_id}/registration"
+    return _request(cli, args.url, "PUT", path, {"status": _DECISIONS[args.first]}, None)
 
 
-def _request(method: str, url: str, body: Any, params: dict[str, Any] | None) -> int:
-    try:
-        response = httpx.request(method, url, json=body, params=params, timeout=660)
-    except httpx.HTTPError as exc:
-        print(f"csms: cannot reach the central system at {url}: {exc}", file=sys.stderr)
+def _request(
+    cli: CliSettings,
+    url: str | None,
+    method: str,
+    path: str,
+    body: Any,
+    params: dict[str, Any] | None,
+) -> int:
+    response = cli_api.call_api(cli, url, method, path, json_body=body, params=params, timeout=660)
+    if response is None:
         return 1
     print(json.dumps(response.json(), indent=2))
     return 0 if response.is_success else 1

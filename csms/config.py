@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 UNKNOWN_CHARGER_POLICIES = ("accept", "pending", "reject")
@@ -69,6 +70,14 @@ class Settings:
     write_batch_rows: int = 5000
     write_batch_seconds: float = 0.02
     bridge: BridgeSettings | None = None
+    # Charger security (csms/security); see _security_settings.
+    security_profile: int = 0
+    tls_port: int = 9443
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    charger_ca_cert: Path | None = None
+    charger_ca_key: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -95,7 +104,36 @@ class Settings:
             ws_ping_interval=reader.seconds("CSMS_WS_PING_INTERVAL", defaults.ws_ping_interval),
             ws_ping_timeout=reader.seconds("CSMS_WS_PING_TIMEOUT", defaults.ws_ping_timeout),
             bridge=_bridge_settings(reader),
+            **_security_settings(reader),
         )
+
+
+def _security_settings(reader: _Reader) -> dict[str, Any]:
+    # Profile 0 (no authentication) is the site default only while unknown chargers are
+    # accepted anyway; otherwise new chargers need at least Basic auth unless the operator
+    # sets CSMS_SECURITY_PROFILE=0 or lowers one charger with `csms charger set-profile`.
+    open_site = reader.choice("CSMS_UNKNOWN_CHARGERS", "accept", UNKNOWN_CHARGER_POLICIES)
+    profile = reader.integer(
+        "CSMS_SECURITY_PROFILE", 0 if open_site == "accept" else 1, minimum=0, maximum=3
+    )
+    tls_cert, tls_key = reader.file_pair("CSMS_TLS_CERT", "CSMS_TLS_KEY")
+    client_ca = reader.file("CSMS_TLS_CLIENT_CA")
+    if client_ca is not None and tls_cert is None:
+        raise ConfigError("CSMS_TLS_CLIENT_CA", "needs CSMS_TLS_CERT and CSMS_TLS_KEY")
+    if profile >= 2 and tls_cert is None:
+        raise ConfigError("CSMS_SECURITY_PROFILE", f"{profile} needs CSMS_TLS_CERT/CSMS_TLS_KEY")
+    if profile == 3 and client_ca is None:
+        raise ConfigError("CSMS_SECURITY_PROFILE", "3 needs CSMS_TLS_CLIENT_CA")
+    ca_cert, ca_key = reader.file_pair("CSMS_CHARGER_CA_CERT", "CSMS_CHARGER_CA_KEY")
+    return {
+        "security_profile": profile,
+        "tls_port": reader.port("CSMS_TLS_PORT", 9443),
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "tls_client_ca": client_ca,
+        "charger_ca_cert": ca_cert,
+        "charger_ca_key": ca_key,
+    }
 
 
 def _bridge_settings(reader: _Reader) -> BridgeSettings | None:
@@ -182,6 +220,22 @@ class _Reader:
             bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
             raise ConfigError(name, f"{number} is out of range ({bound})")
         return number
+
+    def file(self, name: str) -> Path | None:
+        value = self._raw(name)
+        if value is None:
+            return None
+        path = Path(value)
+        if not path.is_file():
+            raise ConfigError(name, f"no such file: {value!r}")
+        return path
+
+    def file_pair(self, first: str, second: str) -> tuple[Path | None, Path | None]:
+        pair = self.file(first), self.file(second)
+        if (pair[0] is None) != (pair[1] is None):
+            missing = second if pair[1] is None else first
+            raise ConfigError(missing, f"required with {first if missing == second else second}")
+        return pair
 
     def port(self, name: str, default: int) -> int:
         return self.integer(name, default, minimum=0, maximum=65535)

@@ -29,7 +29,11 @@ _REAL_SLACK_S = 30.0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulators", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m simulators",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     world = commands.add_parser("world", help="run a simulated world against a central system")
@@ -90,6 +94,9 @@ def _world(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     if args.json:
         print(json.dumps(summary, separators=(",", ":")))
+    if summary["booted"] == 0:
+        print(f"simulators: no charger was accepted by {args.csms}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -23,6 +23,7 @@ from simulators.cp_connector import EV, Connector, Electrics
 from simulators.cp_faults import Faults
 from simulators.cp_profiles import ProfileSet
 from simulators.cp_runtime import SimClock, Stats, backoff_delay
+from simulators.cp_security import ChargerSecurity
 from simulators.cp_session import Session
 
 __all__ = ["EV", "ChargePoint", "Faults", "SimClock", "Stats"]
@@ -60,6 +61,7 @@ class ChargePoint(Session):
         "open_timeout_s",
         "ping_interval_s",
         "reboot_s",
+        "security",
     )
 
     def __init__(
@@ -87,7 +89,10 @@ class ChargePoint(Session):
         backoff_cap_s: float = 120.0,
         tick_s: float = 10.0,
         reboot_s: float = 5.0,
+        security: ChargerSecurity | None = None,
     ) -> None:
+        # Security profile 1-3 credentials (Basic auth, client certificate), if any.
+        self.security = security
         overrides = {"NumberOfConnectors": str(connectors), **(config or {})}
         if dc:
             overrides.setdefault("ConnectorPhaseRotation", "0.NotApplicable")
@@ -190,6 +195,7 @@ class ChargePoint(Session):
                     ping_timeout=None,
                     max_queue=4,
                     create_connection=None if self.faults.answer_pings else _DeafConnection,
+                    **(self.security.connect_kwargs() if self.security else {}),
                 )
             except (OSError, TimeoutError, WebSocketException) as exc:
                 self.stats.connect_failures += 1

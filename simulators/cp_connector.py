@@ -145,6 +145,9 @@ def advance(c: Connector, dt_s: float, electrics: Electrics, limit_w: float | No
     else:
         c.accept_w = 0.0
         c.power_w = 0.0
+    if c.ev is not None and c.power_w <= 0:
+        # Tell the car no energy flows any more, or it keeps reporting CHARGING.
+        c.ev.absorb(0.0)
 
 
 def sampled_values(

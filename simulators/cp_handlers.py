@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from simulators.cp_connector import Connector, Reservation
 from simulators.cp_profiles import CP_MAX, TX_PROFILE, parse_profile, parse_time
 from simulators.cp_runtime import isoformat
+from simulators.cp_security import SECURITY_KEYS
 
 if TYPE_CHECKING:
     from simulators.cp_session import Session
@@ -111,6 +112,14 @@ def get_configuration(cp: Session, p: dict[str, Any]) -> Reply:
 
 def change_configuration(cp: Session, p: dict[str, Any]) -> Reply:
     key, value = p["key"], str(p["value"])
+    security = getattr(cp, "security", None)
+    if security is not None and key in SECURITY_KEYS:
+        status = security.apply(key, value)
+        # A new key is used from the next connection on; a new profile makes the charger
+        # reconnect with it at once (security whitepaper, "Migrate to a new profile").
+        changed_profile = status == "Accepted" and key == "SecurityProfile"
+        reconnect = getattr(cp, "drop_connection", None) if changed_profile else None
+        return {"status": status}, reconnect
     status = cp.config.change(key, value)
     followup = None
     if status == "Accepted" and key == "HeartbeatInterval":

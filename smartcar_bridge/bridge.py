@@ -12,6 +12,7 @@ import structlog
 
 from csms.config import BridgeSettings
 from csms.domain.events import EventBus
+from csms.metrics import Metrics
 from smartcar_bridge import store
 from smartcar_bridge.client import SmartcarClient
 from smartcar_bridge.crypto import TokenCipher
@@ -34,6 +35,7 @@ class Bridge:
         register_id_tag: RegisterIdTag,
         clock: Callable[[], datetime],
         http: httpx.AsyncClient | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -47,6 +49,7 @@ class Bridge:
             settings.client_secret,
             settings.redirect_uri,
             http=http,
+            metrics=metrics,
         )
         self.tokens = TokenStore(pool, TokenCipher(settings.secret_key), self.client, clock)
         self.access = VehicleAccess(self.client, self.tokens)

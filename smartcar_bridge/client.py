@@ -18,6 +18,7 @@ from urllib.parse import quote, urlencode
 import httpx
 import structlog
 
+from csms.metrics import Metrics
 from smartcar_bridge import responses
 from smartcar_bridge.errors import (
     CompatibilityError,
@@ -108,6 +109,7 @@ class SmartcarClient:
         clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
         seed: int | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -133,6 +135,7 @@ class SmartcarClient:
         self._clock = clock
         self._sleep = sleep
         self._rng = random.Random(seed)
+        self._metrics = metrics
 
     async def __aenter__(self) -> SmartcarClient:
         return self
@@ -390,6 +393,8 @@ class SmartcarClient:
                     duration_ms=round((time.perf_counter() - started) * 1000, 1),
                 )  # fmt: skip
                 if response.is_success:
+                    if self._metrics is not None:
+                        self._metrics.smartcar_call(path, "ok", time.perf_counter() - started)
                     return self._parse(response, parse)
                 error = error_from_response(
                     status, response.content, response.headers,
@@ -397,6 +402,8 @@ class SmartcarClient:
                 )  # fmt: skip
                 error.request_id = error.request_id or request_id
                 may_retry = _auto_retry(error)
+            if self._metrics is not None:
+                self._metrics.smartcar_call(path, error.type, time.perf_counter() - started)
             delay = self._delay(error, attempt) if may_retry else None
             log.warning(
                 "smartcar.request_failed", method=method, path=path, status=status,

@@ -16,9 +16,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from csms.http.paging import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor, jsonable
+from csms.http.problems import problem
 from csms.log import mask_vin
-from smartcar_bridge import session_store, store
-from smartcar_bridge.errors import SmartcarError
+from smartcar_bridge import listings, session_store, store
+from smartcar_bridge.errors import ResourceNotFoundError, SmartcarError
 from smartcar_bridge.oauth import InvalidState
 
 if TYPE_CHECKING:
@@ -79,6 +81,10 @@ def _vehicle(vehicle: store.Vehicle) -> dict[str, Any]:
         "max_energy_wh": vehicle.max_energy_wh,
         "departure_at": vehicle.departure_at.isoformat() if vehicle.departure_at else None,
     }
+
+
+def _vehicle_row(row: dict[str, Any]) -> dict[str, Any]:
+    return jsonable({**row, "vin": mask_vin(row["vin"])})
 
 
 def _jsonable(value: Any) -> Any:
@@ -145,9 +151,65 @@ def create_router(bridge: Bridge) -> APIRouter:
             await bridge.sync_id_tags(account)
         return JSONResponse(_account(account))
 
+    @router.get("/api/accounts")
+    async def accounts(
+        payment_status: str | None = Query(default=None, pattern="^(valid|suspended|none)$"),
+        name: str | None = Query(default=None, min_length=1, max_length=200),
+    ) -> JSONResponse:
+        rows = await listings.accounts(pool, payment_status=payment_status, name=name)
+        return JSONResponse(jsonable(rows))
+
+    @router.get("/api/accounts/{account_id}")
+    async def account(account_id: int) -> JSONResponse:
+        found = await store.get_account(pool, account_id)
+        if found is None:
+            return _problem(404, "Unknown account", f"account {account_id} does not exist")
+        cars = await listings.vehicles(pool, account_id=account_id)
+        return JSONResponse({**_account(found), "vehicles": [_vehicle_row(v) for v in cars]})
+
     @router.get("/api/vehicles")
-    async def vehicles(account_id: int | None = None) -> JSONResponse:
-        return JSONResponse([_vehicle(v) for v in await store.list_vehicles(pool, account_id)])
+    async def vehicles(
+        account_id: int | None = None,
+        active: bool | None = True,
+        vin: str | None = Query(default=None, min_length=1, max_length=32),
+        make: str | None = None,
+    ) -> JSONResponse:
+        rows = await listings.vehicles(
+            pool, account_id=account_id, active=active, vin=vin, make=make
+        )
+        return JSONResponse([_vehicle_row(v) for v in rows])
+
+    @router.delete("/api/vehicles/{vehicle_id}")
+    async def unlink(request: Request, vehicle_id: int) -> JSONResponse:
+        return await _unlink(bridge, request, vehicle_id)
+
+    @router.get("/api/sessions")
+    async def sessions(
+        account_id: int | None = None,
+        vehicle_id: int | None = None,
+        charge_point_id: str | None = None,
+        state: str | None = None,
+        active: bool | None = None,
+        limit: int = Query(default=100, ge=1, le=MAX_LIMIT),
+        cursor: str | None = None,
+    ) -> JSONResponse:
+        try:
+            before = int(decode_cursor("session", cursor)[0]) if cursor else None
+        except (InvalidCursor, IndexError, TypeError, ValueError):
+            return problem(422, "Invalid request", "invalid value for cursor", field="cursor")
+        rows = await listings.sessions(
+            pool,
+            account_id=account_id,
+            vehicle_id=vehicle_id,
+            charge_point_id=charge_point_id,
+            state=state,
+            active=active,
+            before_id=before,
+            limit=limit,
+        )
+        next_cursor = encode_cursor("session", rows[-1]["id"]) if len(rows) == limit else None
+        items = [jsonable({**r, "vin": mask_vin(r["vin"])}) for r in rows]
+        return JSONResponse({"items": items, "next_cursor": next_cursor})
 
     @router.patch("/api/vehicles/{vehicle_id}")
     async def preferences(vehicle_id: int, body: PreferencesPatch) -> JSONResponse:
@@ -177,6 +239,45 @@ def create_router(bridge: Bridge) -> APIRouter:
         return JSONResponse(body)
 
     return router
+
+
+async def _unlink(bridge: Bridge, request: Request, vehicle_id: int) -> JSONResponse:
+    """Unlink a car: ours first (inactive, idTag Blocked), then Smartcar's grant.
+
+    Our side is done before calling Smartcar so the car stops being charged on this account
+    even when Smartcar is down; a repeated DELETE retries only the Smartcar part.
+    """
+    vehicle = await listings.vehicle(bridge.pool, vehicle_id)
+    if vehicle is None:
+        return _problem(404, "Unknown vehicle", f"vehicle {vehicle_id} does not exist")
+    if await session_store.open_for_vehicle(bridge.pool, vehicle_id) is not None:
+        detail = f"vehicle {vehicle_id} is in an open charging session; stop it first"
+        return _problem(409, "Vehicle charging", detail)
+    if vehicle["active"]:
+        await store.deactivate_vehicle(bridge.pool, vehicle_id)
+        # The injected core callback: the car's idTag must stop authorising at chargers.
+        await bridge._register_id_tag(vehicle["id_tag"], "Blocked")
+    smartcar: dict[str, Any] = {"disconnected": True}
+    try:
+        await bridge.tokens.with_token(
+            vehicle["link_id"],
+            lambda token: bridge.client.disconnect(token, vehicle["smartcar_vehicle_id"]),
+        )
+    except ResourceNotFoundError:
+        pass  # Smartcar no longer knows this car for us: already disconnected.
+    except (SmartcarError, LookupError) as exc:
+        smartcar = {"disconnected": False, "error": getattr(exc, "type", type(exc).__name__)}
+        smartcar["code"] = getattr(exc, "code", None)
+    log.info(
+        "bridge.vehicle_unlinked",
+        vehicle_id=vehicle_id,
+        vin=mask_vin(vehicle["vin"]),
+        smartcar_disconnected=smartcar["disconnected"],
+        operator=getattr(request.state, "operator", None),
+    )
+    found = await listings.vehicle(bridge.pool, vehicle_id)
+    assert found is not None
+    return JSONResponse({**_vehicle_row(found), "smartcar": smartcar})
 
 
 async def _webhook(bridge: Bridge, raw: bytes, signature: str | None) -> Response:

@@ -15,6 +15,7 @@ import structlog
 
 from csms.app import CentralSystem, migrate_database
 from csms.config import Settings
+from csms.db import operator_tokens
 from csms.db.embedded import EmbeddedPostgres
 from csms.log import configure_logging
 
@@ -25,7 +26,8 @@ TABLES = (
     "charge_points, connectors, status_history, id_tags, transactions, orphan_stops, "
     "meter_values, data_transfers, charge_point_notifications, commands, "
     "accounts, smartcar_links, vehicles, charger_locations, charging_sessions, soc_samples, "
-    "smartcar_webhook_events, session_energy_samples"
+    "smartcar_webhook_events, session_energy_samples, operator_tokens, local_list_pushes, "
+    "security_events, charger_certificates, security_notifications"
 )
 
 
@@ -75,6 +77,12 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     await connection.execute(f"TRUNCATE {TABLES} RESTART IDENTITY")
     yield connection
     await connection.close()
+
+
+@pytest.fixture
+async def api_token(db: asyncpg.Connection) -> str:
+    """A live operator token for /api/ routes (created the way `csms token create` does)."""
+    return await operator_tokens.create(db, "tests")
 
 
 @pytest.fixture

@@ -117,6 +117,8 @@ class BatchWriter(Generic[Row]):
                 log.exception("db.writer_failed", writer=self.name, rows=len(rows))
                 if committed is not None and not committed.done():
                     committed.set_exception(exc)
+                    # Submitters that did not wait must not leave "never retrieved" noise.
+                    committed.exception()
                 continue
             if committed is not None and not committed.done():
                 committed.set_result(None)

@@ -25,6 +25,15 @@ _BOOT_FIELDS = {
 }
 
 
+async def load_connector_statuses(pool: asyncpg.Pool) -> dict[str, dict[int, str]]:
+    """Current status of every connector, loaded once at start (one query, not one per
+    charger as a reconnecting fleet reports in)."""
+    statuses: dict[str, dict[int, str]] = {}
+    for row in await pool.fetch("SELECT charge_point_id, connector_id, status FROM connectors"):
+        statuses.setdefault(row["charge_point_id"], {})[row["connector_id"]] = row["status"]
+    return statuses
+
+
 async def load_registrations(pool: asyncpg.Pool) -> dict[str, str]:
     rows = await pool.fetch("SELECT id, registration_status FROM charge_points")
     return {r["id"]: r["registration_status"] for r in rows}
@@ -36,16 +45,28 @@ async def fetch_registration(pool: asyncpg.Pool, charge_point_id: str) -> str | 
     )
 
 
-async def insert_if_new(pool: asyncpg.Pool, charge_point_id: str, status: str, at: datetime) -> str:
-    """Register a charger first seen now; return its registration status either way."""
-    return await pool.fetchval(
+@dataclass(slots=True, frozen=True)
+class NewChargePoint:
+    charge_point_id: str
+    registration_status: str
+    at: datetime
+
+
+async def flush_new_charge_points(
+    connection: asyncpg.Connection, rows: list[NewChargePoint]
+) -> None:
+    # Keys in sorted order in every writer that inserts charge points: two batches
+    # touching the same new chargers then queue behind each other instead of deadlocking.
+    rows = sorted(rows, key=lambda r: r.charge_point_id)
+    await connection.execute(
         """INSERT INTO charge_points (id, registration_status, first_seen_at, last_seen_at)
-           VALUES ($1, $2, $3, $3)
-           ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
-           RETURNING registration_status""",
-        charge_point_id,
-        status,
-        at,
+           SELECT id, status, at, at FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+                AS u(id, status, at)
+           ORDER BY id
+           ON CONFLICT (id) DO NOTHING""",
+        [r.charge_point_id for r in rows],
+        [r.registration_status for r in rows],
+        [r.at for r in rows],
     )
 
 
@@ -61,23 +82,30 @@ class BootRow:
     charge_point_id: str
     payload: dict[str, Any]
     at: datetime
+    registration_status: str
 
 
 async def flush_boots(connection: asyncpg.Connection, rows: list[BootRow]) -> None:
+    # An upsert: the charger's first-contact row may still be in another writer's batch.
     await connection.executemany(
-        """UPDATE charge_points SET vendor = $2, model = $3, serial_number = $4,
+        """INSERT INTO charge_points (id, registration_status, vendor, model, serial_number,
+               charge_box_serial_number, firmware_version, iccid, imsi, meter_type,
+               meter_serial_number, boot_payload, last_boot_at, first_seen_at, last_seen_at)
+           VALUES ($1, $13, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $12)
+           ON CONFLICT (id) DO UPDATE SET vendor = $2, model = $3, serial_number = $4,
                charge_box_serial_number = $5, firmware_version = $6, iccid = $7, imsi = $8,
                meter_type = $9, meter_serial_number = $10, boot_payload = $11,
-               last_boot_at = $12, last_seen_at = greatest(last_seen_at, $12)
-           WHERE id = $1""",
+               last_boot_at = $12,
+               last_seen_at = greatest(charge_points.last_seen_at, $12)""",
         [
             (
                 row.charge_point_id,
                 *(_text(row.payload.get(key)) for key in _BOOT_FIELDS.values()),
                 row.payload,
                 row.at,
+                row.registration_status,
             )
-            for row in rows
+            for row in sorted(rows, key=lambda r: r.charge_point_id)
         ],
     )
 

@@ -39,10 +39,3 @@ async def flush_statuses(connection: asyncpg.Connection, rows: list[StatusRow]) 
                reported_at = EXCLUDED.reported_at, updated_at = EXCLUDED.updated_at""",
         [r[:9] for r in latest.values()],
     )
-
-
-async def current_statuses(pool: asyncpg.Pool, charge_point_id: str) -> dict[int, str]:
-    rows = await pool.fetch(
-        "SELECT connector_id, status FROM connectors WHERE charge_point_id = $1", charge_point_id
-    )
-    return {r["connector_id"]: r["status"] for r in rows}

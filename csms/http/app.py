@@ -8,6 +8,15 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Body, FastAPI, Query
 from fastapi.responses import JSONResponse
 
+from csms.http import (
+    dashboard,
+    routes_charge_points,
+    routes_id_tags,
+    routes_ops,
+    routes_transactions,
+)
+from csms.http.auth import BearerAuth
+from csms.http.problems import install_problem_handlers
 from csms.ocpp16.errors import (
     CallErrorReceived,
     CommandTimeout,
@@ -21,6 +30,9 @@ if TYPE_CHECKING:
 
 def create_app(system: CentralSystem, routers: Sequence[APIRouter] = ()) -> FastAPI:
     app = FastAPI(title="CSMS", version="0.1.0")
+    install_problem_handlers(app)
+    # Every /api/ route needs an operator token; see csms/http/auth.py for why a middleware.
+    app.add_middleware(BearerAuth, pool=lambda: system.pool, clock=system.clock)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -59,6 +71,11 @@ def create_app(system: CentralSystem, routers: Sequence[APIRouter] = ()) -> Fast
             return _problem(404, "Unknown charge point", f"{charge_point_id!r} was never seen")
         return JSONResponse({"charge_point_id": charge_point_id, "registration_status": status})
 
+    for module in (routes_charge_points, routes_transactions, routes_id_tags):
+        app.include_router(module.create_router(system))
+    app.include_router(routes_ops.create_router(system))  # /metrics, /readyz: open
+    app.include_router(dashboard.create_page_router())  # the static page: open
+    app.include_router(dashboard.create_api_router(system))  # /api/dashboard: token-guarded
     for router in routers:
         app.include_router(router)
     return app

@@ -23,6 +23,7 @@ import structlog
 from websockets.exceptions import ConnectionClosed
 
 from csms.db import messages
+from csms.metrics import Metrics
 from csms.ocpp16.errors import (
     CallErrorReceived,
     CommandTimeout,
@@ -54,6 +55,14 @@ CENTRAL_SYSTEM_ACTIONS = frozenset(
         "TriggerMessage",
         "UnlockConnector",
         "UpdateFirmware",
+        # Security Whitepaper.
+        "CertificateSigned",
+        "DeleteCertificate",
+        "ExtendedTriggerMessage",
+        "GetInstalledCertificateIds",
+        "GetLog",
+        "InstallCertificate",
+        "SignedUpdateFirmware",
     }
 )
 
@@ -85,6 +94,13 @@ def check_command(action: str, payload: dict[str, Any]) -> None:
         raise InvalidCommand(exc.message.replace("data.", "", 1), field) from None
 
 
+def _recordable(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    # The AuthorizationKey is the charger's password: it never reaches the commands table.
+    if action == "ChangeConfiguration" and payload.get("key") == "AuthorizationKey":
+        return {**payload, "value": "[redacted]"}
+    return payload
+
+
 class CommandService:
     def __init__(
         self,
@@ -92,7 +108,9 @@ class CommandService:
         pool: asyncpg.Pool,
         clock: Callable[[], datetime],
         default_timeout: float,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics if metrics is not None else Metrics()
         self._locator = locator
         self._pool = pool
         self._clock = clock
@@ -111,7 +129,7 @@ class CommandService:
         timeout = timeout or self._default_timeout
         bound = log.bind(charge_point_id=charge_point_id, action=action)
         command_id = await messages.record_command(
-            self._pool, charge_point_id, action, payload, self._clock()
+            self._pool, charge_point_id, action, _recordable(action, payload), self._clock()
         )
         try:
             connection = self._locator.find(charge_point_id)
@@ -130,11 +148,13 @@ class CommandService:
                 CallErrorReceived: "call_error",
             }[type(exc)]
             bound.warning("ocpp.command_failed", outcome=outcome, error=str(exc))
+            self._metrics.command_sent(action, outcome)
             await messages.record_command_outcome(
                 self._pool, command_id, outcome, None, str(exc), self._clock()
             )
             raise
         bound.info("ocpp.command_completed", response=response)
+        self._metrics.command_sent(action, "answered")
         await messages.record_command_outcome(
             self._pool, command_id, "answered", response, None, self._clock()
         )

@@ -9,6 +9,7 @@ after its timeout is logged and dropped.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -27,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 
 from csms.db import transactions
 from csms.domain.registration import may_send
-from csms.ocpp16 import handlers, transaction_handlers
+from csms.ocpp16 import handlers, security_handlers, transaction_handlers
 from csms.ocpp16.context import Services
 from csms.ocpp16.errors import CallErrorReceived
 from csms.ocpp16.framing import (
@@ -55,6 +56,11 @@ ROUTES: dict[str, Handler] = {
     "StartTransaction": transaction_handlers.start_transaction,
     "StatusNotification": handlers.status_notification,
     "StopTransaction": transaction_handlers.stop_transaction,
+    # Security Whitepaper (csms/security).
+    "LogStatusNotification": security_handlers.log_status,
+    "SecurityEventNotification": security_handlers.security_event_notification,
+    "SignCertificate": security_handlers.sign_certificate,
+    "SignedFirmwareStatusNotification": security_handlers.signed_firmware_status,
 }
 
 # Actions of OCPP 1.6 (and its security whitepaper) that a charger must not send us:
@@ -79,10 +85,13 @@ KNOWN_OTHER_ACTIONS = frozenset(
         "TriggerMessage",
         "UnlockConnector",
         "UpdateFirmware",
-        "SecurityEventNotification",
-        "SignCertificate",
-        "SignedFirmwareStatusNotification",
-        "LogStatusNotification",
+        "CertificateSigned",
+        "DeleteCertificate",
+        "ExtendedTriggerMessage",
+        "GetInstalledCertificateIds",
+        "GetLog",
+        "InstallCertificate",
+        "SignedUpdateFirmware",
     }
 )
 
@@ -100,7 +109,6 @@ class ChargePointConnection:
         "log",
         "registration_status",
         "services",
-        "statuses",
         "ws",
     )
 
@@ -116,7 +124,6 @@ class ChargePointConnection:
         self.services = services
         self.registration_status = registration_status
         self.log = structlog.get_logger().bind(charge_point_id=charge_point_id)
-        self.statuses: dict[int, str] | None = None
         self.active_tx: dict[int, int] | None = None
         self.last_energy_wh: dict[int, float] = {}
         self.last_rx = asyncio.get_running_loop().time()
@@ -146,6 +153,7 @@ class ChargePointConnection:
             self.log.warning(
                 "ocpp.bad_frame", code=exc.error.code, description=exc.error.description
             )
+            self.services.metrics.call_error(exc.error.code)
             await self.ws.send(error_frame(exc.message_id, exc.error))
             return
         if type(message) is Call:
@@ -154,6 +162,7 @@ class ChargePointConnection:
             self._resolve(message)  # type: ignore[arg-type]
 
     async def _answer(self, call: Call, now: datetime) -> None:
+        started = time.perf_counter()
         self.log.debug("ocpp.call_received", action=call.action, message_id=call.message_id)
         try:
             handler = ROUTES.get(call.action)
@@ -179,14 +188,17 @@ class ChargePointConnection:
                 description=exc.description,
                 details=exc.details or None,
             )
+            self.services.metrics.call_error(exc.code)
             frame = error_frame(call.message_id, exc)
         except Exception:
             # Internal details go to the log, never onto the wire.
             self.log.exception("ocpp.handler_failed", action=call.action)
+            self.services.metrics.call_error("InternalError")
             frame = error_frame(call.message_id, InternalError(description="Internal error"))
         else:
             frame = result_frame(call.message_id, response)
         await self.ws.send(frame)
+        self.services.metrics.observe_call(call.action, time.perf_counter() - started)
 
     def _resolve(self, message: CallResult | CallError) -> None:
         future = self._pending.get(message.message_id)
@@ -196,6 +208,7 @@ class ChargePointConnection:
         if type(message) is CallResult:
             future.set_result(message.payload)
         else:
+            self.services.metrics.call_error(message.code, "in")
             future.set_exception(
                 CallErrorReceived(message.code, message.description, message.details)
             )

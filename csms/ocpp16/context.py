@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,14 +13,39 @@ import asyncpg
 
 from csms.config import Settings
 from csms.db.batch import BatchWriter
-from csms.db.charge_points import BootRow, Presence
+from csms.db.charge_points import BootRow, NewChargePoint, Presence
 from csms.db.connectors import StatusRow
 from csms.db.meter_values import MeterValueRow
 from csms.domain.events import EventBus
+from csms.metrics import Metrics
 
 # A DataTransfer handler gets (charge_point_id, messageId, data) and returns the
 # DataTransfer.conf payload ({"status": ..., "data": ...}).
 DataTransferHandler = Callable[[str, str | None, str | None], Awaitable[dict[str, Any]]]
+
+
+class RecentMessages:
+    """The last few MeterValues payloads per charger, to recognise a retransmission.
+
+    A charger resends a MeterValues whose answer it lost, on a new connection, with the
+    same content; MeterValues rows have no natural key, so an identical payload seen
+    moments ago is the only sign. A few hashes per charger keep this small.
+    """
+
+    def __init__(self, per_charger: int = 4) -> None:
+        self._per_charger = per_charger
+        self._seen: dict[str, deque[int]] = {}
+
+    def seen(self, charge_point_id: str, payload: dict[str, Any]) -> bool:
+        """True if this exact payload came recently; records it otherwise."""
+        digest = hash(json.dumps(payload, sort_keys=True, separators=(",", ":")))
+        recent = self._seen.get(charge_point_id)
+        if recent is None:
+            recent = self._seen[charge_point_id] = deque(maxlen=self._per_charger)
+        elif digest in recent:
+            return True
+        recent.append(digest)
+        return False
 
 
 @dataclass(slots=True)
@@ -31,6 +58,11 @@ class Services:
     boots: BatchWriter[BootRow]
     statuses: BatchWriter[StatusRow]
     meter_values: BatchWriter[MeterValueRow]
+    new_charge_points: BatchWriter[NewChargePoint]
     # Registration status per known charger, so a connect or a boot costs no query.
     registrations: dict[str, str] = field(default_factory=dict)
+    # Current status per charger and connector, for the "previous status" of each change.
+    connector_statuses: dict[str, dict[int, str]] = field(default_factory=dict)
     data_transfer_handlers: dict[str, DataTransferHandler] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
+    recent_meter_values: RecentMessages = field(default_factory=RecentMessages)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocpp.exceptions import PropertyConstraintViolationError
 
-from csms.db import charge_points, connectors, id_tags, messages
+from csms.db import charge_points, id_tags, messages
 from csms.db.charge_points import BootRow
 from csms.db.connectors import StatusRow
 from csms.domain import registration
@@ -41,7 +41,7 @@ async def boot_notification(
 ) -> Payload:
     services = conn.services
     status = services.registrations.get(conn.charge_point_id, registration.ACCEPTED)
-    await services.boots.write([BootRow(conn.charge_point_id, payload, now)])
+    await services.boots.write([BootRow(conn.charge_point_id, payload, now, status)])
     conn.registration_status = status
     conn.log.info(
         "ocpp.boot",
@@ -92,11 +92,10 @@ async def status_notification(
         suspect,
         extra,
     )
-    if conn.statuses is None:
-        conn.statuses = await connectors.current_statuses(conn.services.pool, conn.charge_point_id)
     await conn.services.statuses.write([row])
-    previous = conn.statuses.get(connector_id)
-    conn.statuses[connector_id] = row.status
+    statuses = conn.services.connector_statuses.setdefault(conn.charge_point_id, {})
+    previous = statuses.get(connector_id)
+    statuses[connector_id] = row.status
     if previous != row.status or row.error_code != "NoError":
         conn.log.info(
             "ocpp.status_changed",

@@ -94,9 +94,12 @@ async def stop_transaction(conn: ChargePointConnection, payload: Payload, now: d
         deviations=deviations,
     )
     conn.note_deviations(deviations)
-    meter_start = await _stop_with_data(conn, row, sampled)
+    meter_start, already_stopped = await _stop_with_data(conn, row, sampled)
     log = conn.log.bind(transaction_id=transaction_id, connector_id=connector_id)
-    if meter_start is None:
+    if already_stopped:
+        # The charger resent its stop (our answer was lost): answer it again, change nothing.
+        log.info("ocpp.stop_transaction_retransmitted")
+    elif meter_start is None:
         log.warning("ocpp.orphan_stop_transaction", meter_stop_wh=row.meter_stop_wh)
     else:
         if row.meter_stop_wh < meter_start or row.meter_stop_wh == 0:
@@ -124,7 +127,7 @@ async def stop_transaction(conn: ChargePointConnection, payload: Payload, now: d
 
 async def _stop_with_data(
     conn: ChargePointConnection, row: StopRow, sampled: list[MeterValueRow]
-) -> int | None:
+) -> tuple[int | None, bool]:
     # The stop and its transactionData commit together, so a retransmitted stop
     # (answer lost) neither loses nor doubles the session's meter values.
     async with conn.services.pool.acquire() as db, db.transaction():
@@ -137,11 +140,13 @@ async def _stop_with_data(
         if already_stopped is None:
             await transactions.record_orphan_stop(db, row)
             meter_start = None
+        elif already_stopped:
+            return None, True
         else:
             meter_start = await transactions.stop(db, row)
-        if sampled and not already_stopped:
+        if sampled:
             await flush_meter_values(db, sampled)
-    return meter_start
+    return meter_start, False
 
 
 def _connector_of(active: dict[int, int], transaction_id: int) -> int | None:
@@ -170,6 +175,10 @@ async def meter_values(conn: ChargePointConnection, payload: Payload, now: datet
         deviations=deviations,
     )
     conn.note_deviations(deviations)
+    if conn.services.recent_meter_values.seen(conn.charge_point_id, payload):
+        # Resent after a lost answer (a reconnect in between): already stored.
+        conn.log.info("ocpp.meter_values_retransmitted", connector_id=connector_id)
+        return {}
     await conn.services.meter_values.write(rows)
     await _check_register(conn, connector_id, transaction_id, rows, now)
     return {}

@@ -16,6 +16,7 @@ import httpx
 
 from csms.app import CentralSystem
 from csms.config import BridgeSettings, Settings
+from csms.db import operator_tokens
 from simulators.smartcar_fake.server import RunningFake, run_smartcar_fake
 from simulators.smartcar_fake.state import FakeConfig
 from simulators.world import Charger, Vehicle, World
@@ -159,8 +160,13 @@ async def bridge_env(
             charger_config={"MeterValueSampleInterval": "60"},
         )
         env: BridgeEnv | None = None
+        # The operator API needs a token; Smartcar's redirects (/smartcar/*) ignore it.
+        headers = {"Authorization": f"Bearer {await operator_tokens.create(db, 'bridge-e2e')}"}
         try:
-            async with runner, httpx.AsyncClient(base_url=base, timeout=TIMEOUT) as http:
+            async with (
+                runner,
+                httpx.AsyncClient(base_url=base, timeout=TIMEOUT, headers=headers) as http,
+            ):
                 await runner.wait_booted(TIMEOUT)
                 env = BridgeEnv(system, runner, smartcar, http, db, with_bridge)
                 yield env

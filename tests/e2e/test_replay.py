@@ -44,6 +44,10 @@ async def test_offline_charger_replays_meter_values_and_stop_in_order_with_origi
             db, "SELECT count(*) >= 2 FROM meter_values WHERE context = 'Sample.Periodic'"
         )
 
+        # Drop just after a MeterValues answer, so none is in flight: a lost answer means a
+        # retransmission, which test_meter_values_retransmitted_… covers on its own.
+        answered = runner.stats.results["MeterValues"]
+        await cp.wait_for(lambda: runner.stats.results["MeterValues"] > answered, TIMEOUT)
         runner.go_offline(charger_id, OFFLINE_S)
         await cp.wait_for(lambda: not cp.connected, TIMEOUT)
         went_offline = cp.now()
@@ -92,3 +96,45 @@ async def test_offline_charger_replays_meter_values_and_stop_in_order_with_origi
         "measurand, phase, context HAVING count(*) > 1) AS d"
     )
     assert duplicates == 0
+
+
+async def test_meter_values_retransmitted_after_a_lost_answer_are_stored_once(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    runner = WorldRunner(
+        csms_url(system),
+        chargers=1,
+        vehicles=1,
+        connectors=1,
+        dc_share=0.0,
+        speed=SPEED,
+        seed=12,
+        smartcar_port=None,
+        charger_config={"MeterValueSampleInterval": str(METER_INTERVAL_S)},
+    )
+    (vin,) = runner.world.vehicles
+    (charger_id,) = runner.charge_points
+    cp = runner.charge_points[charger_id]
+    await id_tags.upsert(db, card_for(vin))  # type: ignore[arg-type]
+    async with runner:
+        await runner.wait_booted(TIMEOUT)
+        runner.plug_in(vin, charger_id, 1, tap=True)
+        await wait_until(
+            db, "SELECT count(*) >= 1 FROM meter_values WHERE context = 'Sample.Periodic'"
+        )
+        meter_values_before = runner.stats.sent["MeterValues"]
+        # The next frame is the next periodic MeterValues: the connection dies right after
+        # it is sent, so its answer is lost and the charger must send it again (OCPP 1.6 4.8).
+        frames_so_far = sum(runner.stats.sent.values()) + sum(runner.stats.received.values())
+        cp.faults.drop_after_messages = frames_so_far + 1
+        await cp.wait_for(lambda: runner.stats.reconnects == 1, TIMEOUT)
+        await cp.wait_for(
+            lambda: runner.stats.results["MeterValues"] >= meter_values_before + 2, TIMEOUT
+        )
+        runner.unplug(vin)
+        await wait_until(db, "SELECT stop_received_at IS NOT NULL FROM transactions")
+    duplicates = await db.fetch(
+        "SELECT sampled_at, measurand, phase, count(*) FROM meter_values "
+        "GROUP BY transaction_id, sampled_at, measurand, phase, context HAVING count(*) > 1"
+    )
+    assert duplicates == []

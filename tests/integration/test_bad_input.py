@@ -279,3 +279,45 @@ async def test_url_without_identity_is_refused(system: CentralSystem) -> None:
         ):
             pass
     assert refused.value.response.status_code == 404
+
+
+async def test_retransmitted_stop_transaction_is_answered_and_changes_nothing(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    events = system.events.subscribe()
+    stop = {
+        "transactionId": 0,
+        "meterStop": 900,
+        "timestamp": "2026-11-25T10:30:00Z",
+        "transactionData": [
+            {"timestamp": "2026-11-25T10:30:00Z", "sampledValue": [{"value": "900"}]}
+        ],
+    }
+    async with raw_charger(system.ocpp.port, "CP-RESTOP") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        tx = (
+            await charger.call_ok(
+                "StartTransaction",
+                {
+                    "connectorId": 1,
+                    "idTag": "T",
+                    "meterStart": 100,
+                    "timestamp": "2026-11-25T10:00:00Z",
+                },
+            )
+        )["transactionId"]
+        stop["transactionId"] = tx
+        await charger.call_ok("StopTransaction", stop)
+        first = await db.fetchval("SELECT stop_received_at FROM transactions WHERE id = $1", tx)
+    # The answer was lost; the charger reconnects and resends the same stop.
+    async with raw_charger(system.ocpp.port, "CP-RESTOP") as charger:
+        await charger.call_ok("StopTransaction", {**stop, "meterStop": 900})
+    system.events.unsubscribe(events)
+    stopped = [
+        e
+        for e in [events.get_nowait() for _ in range(events.qsize())]
+        if type(e).__name__ == "TransactionStopped"
+    ]
+    assert len(stopped) == 1, "a resent stop must not be billed twice"
+    assert await db.fetchval("SELECT stop_received_at FROM transactions WHERE id = $1", tx) == first
+    assert await db.fetchval("SELECT count(*) FROM meter_values WHERE transaction_id = $1", tx) == 1

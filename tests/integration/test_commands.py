@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -160,10 +161,11 @@ async def test_invalid_command_is_refused_before_sending(
 
 
 async def test_http_command_route_answers_with_the_chargers_reply_or_a_problem(
-    system: CentralSystem,
+    system: CentralSystem, api_token: str
 ) -> None:
     base = f"http://127.0.0.1:{system.http_port}/api/charge-points"
-    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+    headers = {"Authorization": f"Bearer {api_token}"}
+    async with httpx.AsyncClient(timeout=TIMEOUT, headers=headers) as client:
         offline = await client.post(f"{base}/CP-GONE/commands/Reset", json={"type": "Soft"})
         invalid = await client.post(f"{base}/CP-GONE/commands/Reset", json={"type": "Gentle"})
         async with ocpp_charger(system.ocpp.port, "CP-HTTP") as cp:
@@ -181,7 +183,9 @@ async def test_http_command_route_answers_with_the_chargers_reply_or_a_problem(
     assert slow.status_code == 504
 
 
-async def test_cli_command_talks_to_the_running_server(system: CentralSystem) -> None:
+async def test_cli_command_talks_to_the_running_server(
+    system: CentralSystem, api_token: str
+) -> None:
     async with ocpp_charger(system.ocpp.port, "CP-CLI") as cp:
         await cp.boot()
         process = await asyncio.create_subprocess_exec(
@@ -196,6 +200,7 @@ async def test_cli_command_talks_to_the_running_server(system: CentralSystem) ->
             f"http://127.0.0.1:{system.http_port}",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "CSMS_API_TOKEN": api_token},
         )
         async with asyncio.timeout(TIMEOUT * 3):
             out, err = await process.communicate()

@@ -46,7 +46,7 @@ async def test_second_connection_with_same_identity_replaces_the_first(
 
 
 async def test_pending_registration_until_operator_accepts(
-    settings: Settings, db: asyncpg.Connection
+    settings: Settings, db: asyncpg.Connection, api_token: str
 ) -> None:
     system = CentralSystem(replace(settings, unknown_chargers="pending"))
     await system.start()
@@ -70,6 +70,7 @@ async def test_pending_registration_until_operator_accepts(
                 response = await client.put(
                     f"http://127.0.0.1:{system.http_port}/api/charge-points/CP-NEW/registration",
                     json={"status": "Accepted"},
+                    headers={"Authorization": f"Bearer {api_token}"},
                 )
             assert response.status_code == 200
             # The server asks the charger to boot again right away.

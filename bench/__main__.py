@@ -1,0 +1,108 @@
+"""``python -m bench [heartbeat|memory|storm|meter_values|scale ...] [--quick] [--profile DIR]``.
+
+Runs each scenario against our server, the bare-``ocpp`` reference and the raw
+``websockets`` ceiling, one server at a time, prints a table per scenario and finally
+one line of JSON with every figure (prefixed ``BENCH_JSON``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import heartbeat, memory, meter_values, scale, storm
+from bench.common import Options
+from bench.load import raise_fd_limit
+from bench.report import render
+from bench.servers import SERVERS, Database
+
+SCENARIOS: dict[str, Callable[[Options], dict[str, Any]]] = {
+    "heartbeat": heartbeat.run,
+    "memory": memory.run,
+    "storm": storm.run,
+    "meter_values": meter_values.run,
+    "scale": scale.run,
+}
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("scenarios", nargs="*", choices=[[], *SCENARIOS], default=[])
+    parser.add_argument("--quick", action="store_true", help="smaller and shorter (< ~2 min)")
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help="comma-separated subset of ours,reference,raw"
+    )
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("CSMS_BENCH_PG"),
+        help="admin DSN of a PostgreSQL for our server (default: local 127.0.0.1:5432 if it "
+        "answers, else embedded)",
+    )
+    parser.add_argument("--embedded", action="store_true", help="always use embedded PostgreSQL")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server/client to cores")
+    parser.add_argument("--profile", type=Path, help="py-spy our server into this directory")
+    parser.add_argument("--logs", type=Path, help="where server logs go (default: a temp dir)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    names = args.scenarios or list(SCENARIOS)
+    servers = tuple(s for s in args.servers.split(",") if s)
+    if unknown := set(servers) - set(SERVERS):
+        print(f"unknown servers: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    # Inherited by every server and load worker we start: 10,000 sockets need the room.
+    fd_limit = raise_fd_limit()
+    database = Database(args.pg, force_embedded=args.embedded)
+    log_dir = args.logs or Path(tempfile.mkdtemp(prefix="csms-bench-logs-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    options = Options(
+        quick=args.quick,
+        pin=not args.no_pin,
+        servers=servers,
+        database=database,
+        profile_dir=args.profile,
+        log_dir=log_dir,
+    )
+    report: dict[str, Any] = {
+        "quick": args.quick,
+        "cpus": len(os.sched_getaffinity(0)),
+        "pinned": options.server_cpus is not None,
+        "fd_limit": fd_limit,
+        "profiled": args.profile is not None,
+    }
+    started = time.monotonic()
+    try:
+        if "ours" in servers:
+            database.open()
+            report["database"] = database.kind
+        print(f"bench: {', '.join(names)}; servers {', '.join(servers)}; logs in {log_dir}")
+        for name in names:
+            t0 = time.monotonic()
+            try:
+                results = SCENARIOS[name](options)
+            except Exception as exc:  # one failed scenario must not hide the others
+                traceback.print_exc()
+                results = {"error": f"{type(exc).__name__}: {exc}"}
+            results["wall_s"] = round(time.monotonic() - t0, 1)
+            report[name] = results
+            print(render(name, results), flush=True)
+            print(flush=True)
+    finally:
+        database.close()
+    report["wall_s"] = round(time.monotonic() - started, 1)
+    print("BENCH_JSON " + json.dumps(report, separators=(",", ":")), flush=True)
+    return 1 if any("error" in report[n] for n in names) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

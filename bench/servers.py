@@ -1,0 +1,238 @@
+"""The servers under test, each a subprocess on a free 127.0.0.1 port, and their database.
+
+``ours``       ``python -m csms serve`` on a freshly created database
+``reference``  ``bench/reference_server.py``: the bare ``ocpp`` library, no persistence
+``raw``        ``bench/raw_server.py``: ``websockets`` + ``json``, the ceiling for Python
+
+The database is a PostgreSQL given by ``--pg`` / ``CSMS_BENCH_PG``, else the local one on
+127.0.0.1:5432 if it answers, else an embedded server (``csms.db.embedded``) under a
+temporary directory. Our server gets its own database there, dropped and recreated per run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVERS = ("ours", "reference", "raw")
+LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+BENCH_DATABASE = "csms_bench"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def read_status_kb(pid: int, field: str) -> int:
+    """A ``/proc/<pid>/status`` memory field (``VmRSS``, ``VmHWM``) in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise LookupError(f"{field} not in /proc/{pid}/status")
+
+
+class Database:
+    """The PostgreSQL our server writes to; ``fresh()`` gives a clean database's DSN."""
+
+    def __init__(self, admin_dsn: str | None, force_embedded: bool = False) -> None:
+        self._admin_dsn = admin_dsn
+        self._force_embedded = force_embedded
+        self._embedded: object | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.kind = "configured"
+
+    def open(self) -> None:
+        if self._admin_dsn is None and not self._force_embedded and _answers(LOCAL_PG):
+            self._admin_dsn, self.kind = LOCAL_PG, "local"
+        if self._admin_dsn is None:
+            from csms.db.embedded import EmbeddedPostgres
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="csms-bench-pg-")
+            embedded = EmbeddedPostgres(Path(self._tmp.name))
+            self._admin_dsn = embedded.start()
+            self._embedded, self.kind = embedded, "embedded"
+
+    def fresh(self) -> str:
+        """Drop and recreate the bench database; return its DSN."""
+        assert self._admin_dsn is not None
+        asyncio.run(_recreate(self._admin_dsn, BENCH_DATABASE))
+        if self._embedded is not None:
+            return str(self._embedded.dsn_for(BENCH_DATABASE))  # type: ignore[attr-defined]
+        return _with_database(self._admin_dsn, BENCH_DATABASE)
+
+    def close(self) -> None:
+        if self._embedded is not None:
+            self._embedded.close()  # type: ignore[attr-defined]
+            self._embedded = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def _answers(dsn: str) -> bool:
+    async def probe() -> bool:
+        try:
+            connection = await asyncpg.connect(dsn, timeout=3)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+        await connection.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+async def _recreate(admin_dsn: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_dsn, timeout=10)
+    try:
+        # Identifiers cannot be bound parameters; ``name`` is our constant.
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+def _with_database(dsn: str, name: str) -> str:
+    base, _, query = dsn.partition("?")
+    base = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
+    return f"{base}/{name}" + (f"?{query}" if query else "")
+
+
+def count_rows(dsn: str, table: str) -> int:
+    async def count() -> int:
+        connection = await asyncpg.connect(dsn, timeout=10)
+        try:
+            # ``table`` is one of our constants, never input.
+            return int(await connection.fetchval(f"SELECT count(*) FROM {table}"))
+        finally:
+            await connection.close()
+
+    return asyncio.run(count())
+
+
+class ServerProcess:
+    """One server under test as a subprocess; a context manager that always kills it."""
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        database: Database | None = None,
+        cpus: set[int] | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
+        if kind not in SERVERS:
+            raise ValueError(f"unknown server {kind!r}")
+        self.kind = kind
+        self.port = free_port()
+        self.dsn: str | None = None
+        self._database = database
+        self._cpus = cpus
+        self._log_dir = log_dir or Path(tempfile.gettempdir())
+        self._log: IO[bytes] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp"
+
+    def rss_kb(self) -> int:
+        return read_status_kb(self.pid, "VmRSS")
+
+    def peak_rss_kb(self) -> int:
+        return read_status_kb(self.pid, "VmHWM")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _command(self) -> tuple[list[str], dict[str, str]]:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.kind == "reference":
+            script = str(ROOT / "bench" / "reference_server.py")
+            return [sys.executable, script, "--port", str(self.port)], env
+        if self.kind == "raw":
+            return [sys.executable, "-m", "bench.raw_server", "--port", str(self.port)], env
+        assert self._database is not None
+        self.dsn = self._database.fresh()
+        env.update(
+            CSMS_DATABASE_URL=self.dsn,
+            CSMS_OCPP_HOST="127.0.0.1",
+            CSMS_OCPP_PORT=str(self.port),
+            CSMS_HTTP_HOST="127.0.0.1",
+            CSMS_HTTP_PORT=str(free_port()),
+            CSMS_LOG_LEVEL="warning",
+            CSMS_HEARTBEAT_INTERVAL="300",
+        )
+        return [sys.executable, "-m", "csms", "serve"], env
+
+    def start(self, timeout: float = 60.0) -> None:
+        argv, env = self._command()
+        self._log = open(self._log_dir / f"bench-{self.kind}-{self.port}.log", "wb")
+        cpus = self._cpus
+        self._process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"{self.kind} server exited at start-up:\n{self.log_tail()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.kind} server not listening after {timeout}s")
+
+    def log_tail(self, lines: int = 20) -> str:
+        if self._log is None:
+            return ""
+        self._log.flush()
+        text = Path(self._log.name).read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+
+    def __enter__(self) -> ServerProcess:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

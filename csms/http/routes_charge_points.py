@@ -1,0 +1,129 @@
+"""Operator routes for charge points: list, detail, status history, registration, delete."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from csms.db import charge_points, listings, operator_actions
+from csms.domain import registration
+from csms.http.paging import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor, jsonable
+from csms.http.problems import problem
+
+if TYPE_CHECKING:
+    from csms.app import CentralSystem
+
+log = structlog.get_logger()
+
+
+def _unknown(charge_point_id: str) -> JSONResponse:
+    return problem(404, "Unknown charge point", f"{charge_point_id!r} was never seen")
+
+
+def create_router(system: CentralSystem) -> APIRouter:
+    router = APIRouter(prefix="/api/charge-points", tags=["charge points"])
+
+    def presence() -> dict[str, Any]:
+        return {"node_id": system.node_id, "live": list(system.ocpp.connections)}
+
+    @router.get("")
+    async def list_charge_points(
+        connected: bool | None = None,
+        status: str | None = Query(default=None, description="registration or connector status"),
+        vendor: str | None = None,
+        limit: int = Query(default=MAX_LIMIT, ge=1, le=MAX_LIMIT),
+        cursor: str | None = None,
+    ) -> JSONResponse:
+        try:
+            after = decode_cursor("cp", cursor)[0] if cursor else None
+        except (InvalidCursor, IndexError):
+            return problem(422, "Invalid request", "invalid value for cursor", field="cursor")
+        rows = await listings.charge_points(
+            system.pool,
+            **presence(),
+            connected=connected,
+            status=status,
+            vendor=vendor,
+            after_id=after,
+            limit=limit,
+        )
+        next_cursor = encode_cursor("cp", rows[-1]["id"]) if len(rows) == limit else None
+        return JSONResponse({"items": jsonable(rows), "next_cursor": next_cursor})
+
+    @router.get("/{charge_point_id}")
+    async def get_charge_point(charge_point_id: str) -> JSONResponse:
+        found = await listings.charge_point(system.pool, charge_point_id, **presence())
+        if found is None:
+            return _unknown(charge_point_id)
+        return JSONResponse(jsonable(found))
+
+    @router.get("/{charge_point_id}/status-history")
+    async def status_history(
+        charge_point_id: str,
+        connector_id: int | None = Query(default=None, ge=0),
+        limit: int = Query(default=100, ge=1, le=MAX_LIMIT),
+        cursor: str | None = None,
+    ) -> JSONResponse:
+        try:
+            before = int(decode_cursor("sh", cursor)[0]) if cursor else None
+        except (InvalidCursor, IndexError, TypeError, ValueError):
+            return problem(422, "Invalid request", "invalid value for cursor", field="cursor")
+        if await charge_points.fetch_registration(system.pool, charge_point_id) is None:
+            return _unknown(charge_point_id)
+        rows = await listings.status_history(
+            system.pool, charge_point_id, connector_id=connector_id, before_id=before, limit=limit
+        )
+        next_cursor = encode_cursor("sh", rows[-1]["id"]) if len(rows) == limit else None
+        return JSONResponse({"items": jsonable(rows), "next_cursor": next_cursor})
+
+    async def decide(request: Request, charge_point_id: str, status: str) -> JSONResponse:
+        if not await system.set_registration(charge_point_id, status):
+            return _unknown(charge_point_id)
+        log.info(
+            "http.registration_decided",
+            charge_point_id=charge_point_id,
+            status=status,
+            operator=getattr(request.state, "operator", None),
+        )
+        return JSONResponse({"charge_point_id": charge_point_id, "registration_status": status})
+
+    @router.post("/{charge_point_id}/accept")
+    async def accept(request: Request, charge_point_id: str) -> JSONResponse:
+        return await decide(request, charge_point_id, registration.ACCEPTED)
+
+    @router.post("/{charge_point_id}/reject")
+    async def reject(request: Request, charge_point_id: str) -> JSONResponse:
+        return await decide(request, charge_point_id, registration.REJECTED)
+
+    @router.delete("/{charge_point_id}", status_code=204)
+    async def delete(request: Request, charge_point_id: str) -> Response:
+        if system.ocpp.find(charge_point_id) is not None:
+            return _connected(charge_point_id)
+        outcome = await operator_actions.delete_charge_point(
+            system.pool, charge_point_id, **presence()
+        )
+        if outcome == "unknown":
+            return _unknown(charge_point_id)
+        if outcome == "connected":
+            return _connected(charge_point_id)
+        # Forget the cached decision too: if it comes back it is an unknown charger again.
+        system.services.registrations.pop(charge_point_id, None)
+        log.info(
+            "http.charge_point_deleted",
+            charge_point_id=charge_point_id,
+            operator=getattr(request.state, "operator", None),
+        )
+        return Response(status_code=204)
+
+    return router
+
+
+def _connected(charge_point_id: str) -> JSONResponse:
+    return problem(
+        409,
+        "Charge point connected",
+        f"{charge_point_id!r} is connected; disconnect it before deleting it",
+    )

@@ -1,0 +1,36 @@
+"""Operations endpoints, open like ``/healthz``: ``/metrics`` for Prometheus, ``/readyz``.
+
+``/readyz`` is what a load balancer or orchestrator should route on: 200 only while the
+database answers and the OCPP listener accepts connections, else 503 naming what failed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+if TYPE_CHECKING:
+    from csms.app import CentralSystem
+
+
+def create_router(system: CentralSystem) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        await system.metrics.refresh()
+        body = generate_latest(system.metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        checks = await system.health()
+        failed = [name for name, ok in checks.items() if not ok]
+        status = 503 if failed else 200
+        body = {"status": "unavailable" if failed else "ready", "checks": checks, "failed": failed}
+        return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+    return router

@@ -1,0 +1,123 @@
+"""Operator API for charger security: status, passwords, profiles, security events.
+
+A generated password is in the response body once and nowhere else: not in the
+database (only its hash), not in the logs, not in the commands table.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import JSONResponse
+
+from csms.db import security as db
+from csms.domain import registration
+from csms.ocpp16.errors import CallErrorReceived, CommandTimeout, NotConnected
+from csms.security.profiles import DowngradeRefused
+from csms.security.rotation import ChargerRefused, UnknownChargePoint
+
+if TYPE_CHECKING:
+    from csms.app import CentralSystem
+
+
+def create_router(system: CentralSystem) -> APIRouter:
+    router = APIRouter(prefix="/api/charge-points/{charge_point_id}")
+
+    @router.get("/security")
+    async def security_status(charge_point_id: str) -> JSONResponse:
+        status = await system.security.status(charge_point_id)
+        if status is None:
+            return _problem(404, "Unknown charge point", f"{charge_point_id!r} was never seen")
+        return JSONResponse(status)
+
+    @router.post("/security/password")
+    async def new_password(
+        charge_point_id: str,
+        body: dict[str, Any] = Body(default_factory=dict),  # noqa: B008
+    ) -> JSONResponse:
+        flows = system.security.flows
+        try:
+            if body.get("provision"):
+                initial = registration.initial_status(system.settings.unknown_chargers)
+                password = await flows.provision_password(charge_point_id, initial)
+                applied = "stored; enter it as the charger's AuthorizationKey"
+            else:
+                password = await flows.rotate_password(charge_point_id)
+                applied = "accepted by the charger"
+        except _MAPPED as exc:
+            return _error(exc)
+        return JSONResponse(
+            {"charge_point_id": charge_point_id, "password": password, "applied": applied}
+        )
+
+    @router.put("/security/profile")
+    async def set_profile(
+        charge_point_id: str,
+        body: dict[str, Any] = Body(...),  # noqa: B008
+    ) -> JSONResponse:
+        profile = body.get("profile")
+        if type(profile) is not int or not 0 <= profile <= 3:
+            return _problem(422, "Invalid profile", "profile must be 0, 1, 2 or 3")
+        try:
+            change = await system.security.flows.set_profile(charge_point_id, profile)
+        except _MAPPED as exc:
+            return _error(exc)
+        answer: dict[str, Any] = {
+            "charge_point_id": charge_point_id,
+            "security_profile": change.security_profile,
+            "pending_security_profile": change.pending_security_profile,
+        }
+        if change.password is not None:
+            answer["password"] = change.password
+        return JSONResponse(answer)
+
+    @router.get("/security-events")
+    async def security_events(
+        charge_point_id: str, limit: int = Query(default=100, ge=1, le=1000)
+    ) -> JSONResponse:
+        rows = await db.fetch_security_events(system.pool, charge_point_id, limit)
+        events = [
+            {
+                "type": r["type"],
+                "tech_info": r["tech_info"],
+                "reported_at": r["reported_at"].isoformat() if r["reported_at"] else None,
+                "received_at": r["received_at"].isoformat(),
+            }
+            for r in rows
+        ]
+        return JSONResponse({"charge_point_id": charge_point_id, "events": events})
+
+    return router
+
+
+_MAPPED = (
+    UnknownChargePoint,
+    DowngradeRefused,
+    NotConnected,
+    ChargerRefused,
+    CommandTimeout,
+    CallErrorReceived,
+)
+
+
+def _error(exc: Exception) -> JSONResponse:
+    if isinstance(exc, UnknownChargePoint):
+        return _problem(404, "Unknown charge point", str(exc))
+    if isinstance(exc, DowngradeRefused):
+        return _problem(409, "Downgrade refused", str(exc))
+    if isinstance(exc, NotConnected):
+        return _problem(409, "Charge point not connected", str(exc))
+    if isinstance(exc, ChargerRefused):
+        return _problem(409, "The charge point refused the change", str(exc), status=exc.status)
+    if isinstance(exc, CommandTimeout):
+        return _problem(504, "No answer from the charge point", str(exc))
+    if isinstance(exc, CallErrorReceived):
+        return _problem(502, "The charge point answered with an error", str(exc), code=exc.code)
+    raise exc  # not reached: _MAPPED lists what is handled above
+
+
+def _problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")

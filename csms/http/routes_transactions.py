@@ -1,0 +1,96 @@
+"""Operator routes for transactions: filtered cursor pages and one transaction in full."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from csms.db import transaction_listings
+from csms.db.transaction_listings import TransactionFilter
+from csms.http.paging import (
+    MAX_LIMIT,
+    InvalidCursor,
+    decode_timestamp_cursor,
+    encode_cursor,
+    jsonable,
+)
+from csms.http.problems import problem
+from csms.log import mask_vin
+
+if TYPE_CHECKING:
+    from csms.app import CentralSystem
+
+
+def _energy_wh(row: dict[str, Any]) -> int | None:
+    # A meter that went backwards is flagged, never turned into a negative energy.
+    start, stop = row["meter_start_wh"], row["meter_stop_wh"]
+    if stop is None or row["meter_anomaly"] or stop < start:
+        return None
+    return int(stop - start)
+
+
+def _item(row: dict[str, Any]) -> dict[str, Any]:
+    return jsonable({**row, "energy_wh": _energy_wh(row)})
+
+
+def _aware(name: str, value: datetime | None) -> JSONResponse | None:
+    if value is not None and value.tzinfo is None:
+        detail = f"invalid value for {name}: give a time zone (Z or +hh:mm)"
+        return problem(422, "Invalid request", detail, field=name)
+    return None
+
+
+def create_router(system: CentralSystem) -> APIRouter:
+    router = APIRouter(prefix="/api/transactions", tags=["transactions"])
+
+    @router.get("")
+    async def list_transactions(
+        charge_point_id: str | None = None,
+        id_tag: str | None = None,
+        vin: str | None = Query(default=None, min_length=1, max_length=32),
+        account_id: int | None = None,
+        active: bool | None = None,
+        start_from: datetime | None = Query(default=None, alias="from"),  # noqa: B008
+        start_to: datetime | None = Query(default=None, alias="to"),  # noqa: B008
+        limit: int = Query(default=100, ge=1, le=MAX_LIMIT),
+        cursor: str | None = None,
+    ) -> JSONResponse:
+        for name, value in (("from", start_from), ("to", start_to)):
+            if (refused := _aware(name, value)) is not None:
+                return refused
+        try:
+            after = decode_timestamp_cursor("tx", cursor) if cursor else None
+        except InvalidCursor as exc:
+            return problem(
+                422, "Invalid request", f"invalid value for cursor: {exc}", field="cursor"
+            )
+        where = TransactionFilter(
+            charge_point_id=charge_point_id,
+            id_tag=id_tag,
+            vin=vin,
+            account_id=account_id,
+            active=active,
+            start_from=start_from,
+            start_to=start_to,
+        )
+        rows = await transaction_listings.transactions(system.pool, where, after=after, limit=limit)
+        next_cursor = None
+        if len(rows) == limit:
+            last = rows[-1]
+            next_cursor = encode_cursor("tx", last["start_timestamp"], last["id"])
+        return JSONResponse({"items": [_item(r) for r in rows], "next_cursor": next_cursor})
+
+    @router.get("/{transaction_id}")
+    async def get_transaction(transaction_id: int) -> JSONResponse:
+        found = await transaction_listings.transaction(system.pool, transaction_id)
+        if found is None:
+            detail = f"transaction {transaction_id} does not exist"
+            return problem(404, "Unknown transaction", detail)
+        if found["session"] is not None:
+            found["session"]["vin"] = mask_vin(found["session"]["vin"])
+        return JSONResponse(_item(found))
+
+    return router

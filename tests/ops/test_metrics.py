@@ -1,0 +1,142 @@
+"""/metrics: the hot-path API counts what it is told; scrape-time gauges read the system."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from csms.app import CentralSystem
+from csms.db import id_tags
+from csms.metrics import Metrics, smartcar_endpoint
+from tests.ocpp_client import ocpp_charger
+from tests.ops.conftest import sample_energy, start_charging, stop_charging
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a scrape, keyed by (name, labels)."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def value(scrape: dict, name: str, **labels: str) -> float | None:
+    return scrape.get((name, frozenset(labels.items())))
+
+
+def test_hot_path_calls_count_by_action_code_and_outcome() -> None:
+    metrics = Metrics()
+    metrics.observe_call("Heartbeat", 0.0004)
+    metrics.observe_call("Heartbeat", 0.002)
+    metrics.observe_call("MeterValues", 0.03)
+    metrics.call_error("SecurityError")
+    metrics.call_error("NotImplemented", direction="in")
+    metrics.command_sent("Reset", "answered")
+    metrics.command_sent("Reset", "not_connected")
+    metrics.smartcar_call("/v2.0/vehicles/3f2a-77/battery", "ok", 0.4)
+    metrics.smartcar_call("/v2.0/vehicles/9b1c-01/battery", "VEHICLE_STATE", 1.2)
+
+    get = metrics.registry.get_sample_value
+    assert get("csms_ocpp_messages_total", {"action": "Heartbeat", "direction": "in"}) == 2
+    assert get("csms_ocpp_call_duration_seconds_count", {"action": "Heartbeat"}) == 2
+    assert (
+        get("csms_ocpp_call_duration_seconds_bucket", {"action": "Heartbeat", "le": "0.0005"}) == 1
+    )
+    assert get("csms_ocpp_call_duration_seconds_sum", {"action": "MeterValues"}) == pytest.approx(
+        0.03
+    )
+    assert get("csms_ocpp_call_errors_total", {"code": "SecurityError", "direction": "out"}) == 1
+    assert get("csms_ocpp_call_errors_total", {"code": "NotImplemented", "direction": "in"}) == 1
+    assert get("csms_ocpp_commands_total", {"action": "Reset", "outcome": "answered"}) == 1
+    assert get("csms_ocpp_commands_total", {"action": "Reset", "outcome": "not_connected"}) == 1
+    # Only the answered command put a CALL on the wire.
+    assert get("csms_ocpp_messages_total", {"action": "Reset", "direction": "out"}) == 1
+    endpoint = "/v2.0/vehicles/{id}/battery"
+    assert get("csms_smartcar_requests_total", {"endpoint": endpoint, "outcome": "ok"}) == 1
+    assert get("csms_smartcar_request_duration_seconds_count", {"endpoint": endpoint}) == 2
+
+
+def test_labels_chargers_and_cars_choose_cannot_grow_the_series() -> None:
+    metrics = Metrics()
+    for n in range(100):
+        metrics.observe_call(f"Vendor{n}", 0.001)
+        metrics.call_error(f"Weird{n}")
+    get = metrics.registry.get_sample_value
+    assert get("csms_ocpp_messages_total", {"action": "other", "direction": "in"}) == 100
+    assert get("csms_ocpp_call_errors_total", {"code": "other", "direction": "out"}) == 100
+    assert get("csms_ocpp_messages_total", {"action": "Vendor1", "direction": "in"}) is None
+    assert smartcar_endpoint("/v2.0/vehicles") == "/v2.0/vehicles"
+    assert smartcar_endpoint("/oauth/token") == "/oauth/token"
+    assert (
+        smartcar_endpoint("/v2.0/vehicles/abc/charge/limit") == "/v2.0/vehicles/{id}/charge/limit"
+    )
+
+
+def test_two_systems_in_one_process_keep_separate_registries() -> None:
+    first, second = Metrics(), Metrics()
+    first.observe_call("Heartbeat", 0.001)
+    get = second.registry.get_sample_value
+    assert get("csms_ocpp_messages_total", {"action": "Heartbeat", "direction": "in"}) is None
+
+
+async def test_scrape_shows_connections_sessions_energy_and_pool(
+    system: CentralSystem, db: asyncpg.Connection, http: httpx.AsyncClient
+) -> None:
+    await id_tags.upsert(system.pool, "TAG-M")
+    async with (
+        ocpp_charger(system.ocpp.port, "CP-M1") as first,
+        ocpp_charger(system.ocpp.port, "CP-M2") as second,
+    ):
+        charging = await start_charging(first, "TAG-M", 1_000)
+        await sample_energy(first, charging, 1_400, 55)
+        done = await start_charging(second, "TAG-M", 20_000)
+        await stop_charging(second, done, 27_500)
+
+        response = await http.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    scrape = samples(response.text)
+    assert value(scrape, "csms_ocpp_connected_charge_points") == 2
+    assert value(scrape, "csms_transactions_active") == 1
+    assert value(scrape, "csms_bridge_sessions_active") == 0
+    assert value(scrape, "csms_energy_delivered_wh_total") == 7_500
+    assert value(scrape, "csms_metrics_database_ok") == 1
+    size = value(scrape, "csms_db_pool_size")
+    assert size is not None and size >= 1
+    assert (
+        0 <= value(scrape, "csms_db_pool_in_use") <= size <= value(scrape, "csms_db_pool_max_size")
+    )
+    assert value(scrape, "process_resident_memory_bytes") > 0
+
+
+async def test_scrape_counts_ocpp_traffic_by_action(
+    system: CentralSystem, db: asyncpg.Connection, http: httpx.AsyncClient
+) -> None:
+    async with ocpp_charger(system.ocpp.port, "CP-T1") as cp:
+        await cp.boot()
+        await system.commands.send("CP-T1", "Reset", {"type": "Soft"})
+        response = await http.get("/metrics")
+    scrape = samples(response.text)
+    assert value(scrape, "csms_ocpp_messages_total", action="BootNotification", direction="in") == 1
+    assert value(scrape, "csms_ocpp_call_duration_seconds_count", action="BootNotification") == 1
+    assert value(scrape, "csms_ocpp_commands_total", action="Reset", outcome="answered") == 1
+    assert value(scrape, "csms_ocpp_messages_total", action="Reset", direction="out") == 1
+
+
+async def test_scrape_without_a_database_still_answers_and_says_so(
+    system: CentralSystem, db: asyncpg.Connection, http: httpx.AsyncClient
+) -> None:
+    await db.execute("ALTER TABLE transactions RENAME TO transactions_away")
+    try:
+        response = await http.get("/metrics")
+    finally:
+        await db.execute("ALTER TABLE transactions_away RENAME TO transactions")
+    scrape = samples(response.text)
+    assert response.status_code == 200
+    assert value(scrape, "csms_metrics_database_ok") == 0
+    assert value(scrape, "csms_transactions_active") is None  # no stale value
+    assert value(scrape, "csms_ocpp_connected_charge_points") == 0
