@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from csms.db import transactions
 from csms.domain.registration import may_send
 from csms.ocpp16 import handlers, security_handlers, transaction_handlers
+from csms.ocpp16.commands import CENTRAL_SYSTEM_ACTIONS
 from csms.ocpp16.context import Services
 from csms.ocpp16.errors import CallErrorReceived
 from csms.ocpp16.framing import (
@@ -63,37 +64,9 @@ ROUTES: dict[str, Handler] = {
     "SignedFirmwareStatusNotification": security_handlers.signed_firmware_status,
 }
 
-# Actions of OCPP 1.6 (and its security whitepaper) that a charger must not send us:
-# recognised, so NotSupported rather than NotImplemented (OCPP-J 4.2.3).
-KNOWN_OTHER_ACTIONS = frozenset(
-    {
-        "CancelReservation",
-        "ChangeAvailability",
-        "ChangeConfiguration",
-        "ClearCache",
-        "ClearChargingProfile",
-        "GetCompositeSchedule",
-        "GetConfiguration",
-        "GetDiagnostics",
-        "GetLocalListVersion",
-        "RemoteStartTransaction",
-        "RemoteStopTransaction",
-        "ReserveNow",
-        "Reset",
-        "SendLocalList",
-        "SetChargingProfile",
-        "TriggerMessage",
-        "UnlockConnector",
-        "UpdateFirmware",
-        "CertificateSigned",
-        "DeleteCertificate",
-        "ExtendedTriggerMessage",
-        "GetInstalledCertificateIds",
-        "GetLog",
-        "InstallCertificate",
-        "SignedUpdateFirmware",
-    }
-)
+# Actions only the central system sends (DataTransfer goes both ways): a charger sending
+# one is recognised, so NotSupported rather than NotImplemented (OCPP-J 4.2.3).
+KNOWN_OTHER_ACTIONS = CENTRAL_SYSTEM_ACTIONS - {"DataTransfer"}
 
 
 class ChargePointConnection:
