@@ -117,9 +117,12 @@ def change_configuration(cp: Session, p: dict[str, Any]) -> Reply:
         status = security.apply(key, value)
         # A new key is used from the next connection on; a new profile makes the charger
         # reconnect with it at once (security whitepaper, "Migrate to a new profile").
-        changed_profile = status == "Accepted" and key == "SecurityProfile"
-        reconnect = getattr(cp, "drop_connection", None) if changed_profile else None
-        return {"status": status}, reconnect
+        drop = getattr(cp, "drop_connection", None)
+        if status != "Accepted" or key != "SecurityProfile" or drop is None:
+            return {"status": status}, None
+        # Follow-ups run as soon as the reply is queued; the reply must reach the central
+        # system before the socket goes, so reconnect a moment later.
+        return {"status": status}, partial(cp.schedule, 1.0, drop, True)
     status = cp.config.change(key, value)
     followup = None
     if status == "Accepted" and key == "HeartbeatInterval":

@@ -1,4 +1,4 @@
-"""The charge point simulator runs secured: HTTP Basic with its AuthorizationKey."""
+"""The charge point simulator runs secured: Basic auth, and the whitepaper's upgrade."""
 
 from __future__ import annotations
 
@@ -46,3 +46,27 @@ async def test_simulated_charger_with_a_wrong_key_cannot_connect(
             while charger.stats.connect_failures == 0:
                 await asyncio.sleep(0.05)
         assert charger.registration != "Accepted"
+
+
+async def test_simulated_charger_upgrades_from_profile_0_to_1_and_reconnects_with_its_key(
+    secure_system: CentralSystem, api: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    security = ChargerSecurity(identity="SIM-SEC-3", profile=0)
+    url = f"ws://127.0.0.1:{secure_system.ocpp.port}/ocpp"
+    charger = ChargePoint("SIM-SEC-3", url, clock=SimClock(speed=60), security=security)
+    async with charger:
+        await charger.wait_accepted(TIMEOUT)
+        answer = await api.put("/api/charge-points/SIM-SEC-3/security/profile", json={"profile": 1})
+        assert answer.status_code == 200, answer.text
+        # It took the generated key and the profile, reconnected with Basic auth, and the
+        # central system promoted the profile on that connection.
+        async with asyncio.timeout(TIMEOUT):
+            while (
+                await db.fetchval(
+                    "SELECT security_profile FROM charge_points WHERE id = 'SIM-SEC-3'"
+                )
+                != 1
+            ):
+                await asyncio.sleep(0.05)
+        assert security.profile == 1 and security.authorization_key is not None
+        assert charger.stats.connections >= 2
