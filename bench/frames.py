@@ -6,8 +6,9 @@ its *outstanding* CALL, and we have at most one in flight per connection.
 
 from __future__ import annotations
 
+import itertools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.wsclient import client_frame
@@ -65,9 +66,17 @@ def status(connector_id: int, status: str = "Available") -> bytes:
     return call(f"s{connector_id}", "StatusNotification", payload)
 
 
+_SAMPLE_CLOCK = itertools.count()
+
+
 def meter_values(connector_id: int, entries: int, transaction_id: int | None = None) -> bytes:
-    """MeterValues with ``entries`` meterValue elements of ten sampled values each."""
-    stamp = now_iso()
+    """MeterValues with ``entries`` meterValue elements of ten sampled values each.
+
+    Every frame gets its own timestamp, as real readings do: the central system stores an
+    identical resent payload once (a retransmission after a lost answer).
+    """
+    moment = datetime.now(UTC) + timedelta(milliseconds=next(_SAMPLE_CLOCK))
+    stamp = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     payload: dict[str, Any] = {
         "connectorId": connector_id,
         "meterValue": [{"timestamp": stamp, "sampledValue": _SAMPLES} for _ in range(entries)],
