@@ -66,7 +66,9 @@ class DashboardFeed:
     def __init__(self, events: EventBus, size: int = RECENT_EVENTS) -> None:
         self._bus = events
         self._queue = events.subscribe()  # now, so nothing published before start is missed
-        self.recent: deque[dict[str, Any]] = deque(maxlen=size)
+        # (seq, event): turned into JSON only when the page asks; a reconnecting fleet
+        # sends tens of thousands of events of which only the last few are ever shown.
+        self.recent: deque[tuple[int, Any]] = deque(maxlen=size)
         self.connectors: dict[str, dict[int, ConnectorLive]] = {}  # by charger, connector
         self._sequence = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
@@ -117,11 +119,18 @@ class DashboardFeed:
             for live in self.connectors.get(event.charge_point_id, {}).values():
                 if live.transaction_id == event.transaction_id:
                     live.transaction_id = live.energy_wh = live.soc_percent = None
-        entry: dict[str, Any] = {"seq": next(self._sequence), "type": type(event).__name__}
-        for field in dataclasses.fields(event):
-            value = getattr(event, field.name)
-            entry[field.name] = value.isoformat() if isinstance(value, datetime) else value
-        self.recent.append(entry)
+        self.recent.append((next(self._sequence), event))
+
+    def recent_entries(self) -> list[dict[str, Any]]:
+        """The kept events as JSON-ready dicts, newest first."""
+        entries = []
+        for seq, event in reversed(self.recent):
+            entry: dict[str, Any] = {"seq": seq, "type": type(event).__name__}
+            for field in dataclasses.fields(event):
+                value = getattr(event, field.name)
+                entry[field.name] = value.isoformat() if isinstance(value, datetime) else value
+            entries.append(entry)
+        return entries
 
     def reading(self, transaction: asyncpg.Record) -> ConnectorLive | None:
         """The latest reading on this open transaction's connector, if it is this one's."""
@@ -237,7 +246,7 @@ async def snapshot(system: CentralSystem, limit: int) -> dict[str, Any]:
         "chargers": chargers,
         "transactions": transactions,
         "sessions": sessions,
-        "events": list(reversed(feed.recent)),
+        "events": feed.recent_entries(),
     }
 
 

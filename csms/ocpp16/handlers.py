@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 Payload = dict[str, Any]
 
+_STATUS_KEYS = frozenset(
+    {"connectorId", "errorCode", "info", "status", "timestamp", "vendorId", "vendorErrorCode"}
+)
+
 
 def timestamp_or_error(value: Any, deviations: list[str], field: str) -> tuple[datetime, bool]:
     try:
@@ -77,8 +81,7 @@ async def status_notification(
         raise PropertyConstraintViolationError(
             description="connectorId must be 0 or greater", details={"field": "connectorId"}
         )
-    known = {"connectorId", "errorCode", "info", "status", "timestamp", "vendorId"}
-    extra = {k: v for k, v in payload.items() if k not in known | {"vendorErrorCode"}} or None
+    extra = {k: v for k, v in payload.items() if k not in _STATUS_KEYS} or None
     row = StatusRow(
         conn.charge_point_id,
         connector_id,
