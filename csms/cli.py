@@ -92,21 +92,28 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
-    async def run() -> None:
+    async def run() -> int:
         system = CentralSystem(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await system.start()
+        try:
+            await system.start()
+        except OSError as exc:
+            # A port in use or a database out of reach: one line, and stop what started
+            # (an embedded PostgreSQL must not outlive us).
+            await system.stop()
+            print(f"csms: cannot start: {exc}", file=sys.stderr)
+            return 1
         try:
             await stop.wait()
         finally:
             await system.stop()
+        return 0
 
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(run())
-    return 0
+        return runner.run(run())
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from dataclasses import replace
 
@@ -238,3 +239,31 @@ async def test_bad_configuration_stops_start_up_with_one_line_and_status_2(
     assert process.returncode == 2
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1 and variable in lines[0]
+
+
+async def test_port_in_use_stops_start_up_with_one_line_and_status_1(database_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {
+            **os.environ,
+            "CSMS_DATABASE_URL": database_url,
+            "CSMS_OCPP_HOST": "127.0.0.1",
+            "CSMS_OCPP_PORT": str(taken.getsockname()[1]),
+            "CSMS_HTTP_HOST": "127.0.0.1",
+            "CSMS_HTTP_PORT": "0",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "csms",
+            "serve",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(TIMEOUT * 3):
+            _, err = await process.communicate()
+    assert process.returncode == 1
+    last = err.decode().strip().splitlines()[-1]
+    assert last.startswith("csms: cannot start:") and "address" in last.lower()
