@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench demo clean
+.PHONY: run test lint format bench demo demo-bridge clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ format: $(STAMP)
 # A readable log of a few complete charging sessions: central system + small simulated world.
 demo: $(STAMP)
 	bash simulators/demo.sh
+
+# The plug-and-charge story: the bridge matches cars by VIN, charges to 80 % and bills.
+demo-bridge: $(STAMP)
+	bash simulators/demo_bridge.sh
 
 # Benchmarks against a real PostgreSQL, side by side with a bare ocpp-library server.
 bench: $(STAMP)

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from simulators.smartcar_fake.state import FakeConfig
 from simulators.world_runner import WorldRunner, build_world, card_for
 from simulators.world_traffic import ScenarioFileError, parse_scenario
 
@@ -57,6 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     world.add_argument("--max-real-seconds", type=float, help="hard bound on the run")
     world.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     world.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    # The Smartcar fake's registered application, as in the Smartcar Dashboard.
+    world.add_argument("--client-id", default=FakeConfig.client_id)
+    world.add_argument("--client-secret", default=FakeConfig.client_secret)
+    world.add_argument(
+        "--redirect-uri", action="append", help="registered redirect URI (repeatable)"
+    )
+    world.add_argument(
+        "--login-all",
+        action="store_true",
+        help="Connect authorises every car of the world (one driver owning them all)",
+    )
     world.set_defaults(run=_world)
 
     cards = commands.add_parser("cards", help="print the RFID card of every generated vehicle")
@@ -119,6 +131,11 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
         mean_dwell_s=args.dwell,
         rfid_share=args.rfid_share,
         charger_config=config,
+        smartcar_config=FakeConfig(
+            client_id=args.client_id,
+            client_secret=args.client_secret,
+            redirect_uris=tuple(args.redirect_uri or FakeConfig.redirect_uris),
+        ),
     )
     if args.scenario is not None:
         data = json.loads(args.scenario.read_text())
@@ -126,6 +143,8 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
     timed_out = False
     async with runner:
         if runner.smartcar is not None:
+            if args.login_all:
+                runner.smartcar.fake.login(*runner.world.vehicles)
             print(f"fake Smartcar API at {runner.smartcar.api_url}", file=sys.stderr, flush=True)
         try:
             async with asyncio.timeout(bound_s):
