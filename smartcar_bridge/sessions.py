@@ -269,7 +269,13 @@ class PlugAndCharge:
         session = await sessions.open_on_connector(
             self._pool, event.charge_point_id, event.connector_id
         )
-        if session is None or session.transaction_id is not None:
+        if session is None:
+            return
+        if session.transaction_id is not None:
+            if session.transaction_id != event.transaction_id:
+                # One transaction per connector: ours ended without its StopTransaction
+                # reaching us (power loss, replaced charger). Free the connector.
+                await self._supersede(session, event.transaction_id)
             return
         if session.id_tag.upper() != event.id_tag.upper():
             return  # someone tapped a card: not our session's transaction
@@ -488,6 +494,21 @@ class PlugAndCharge:
             bill_amount=str(result.bill_amount),
             currency=result.currency,
         )
+
+    async def _supersede(self, session: Session, transaction_id: int) -> None:
+        monitor = self._monitors.get(session.id)
+        if monitor is not None:
+            monitor.cancel()
+        reason = f"superseded by transaction {transaction_id}: no StopTransaction received"
+        await sessions.update(
+            self._pool,
+            session.id,
+            state=sessions.FAILED,
+            last_error=reason,
+            stop_reason="Superseded",
+            ended_at=self._clock(),
+        )
+        self._bound(session).warning("bridge.session_superseded", new_transaction_id=transaction_id)
 
     async def _fail(self, session: Session, reason: str, bound: Any) -> None:
         await sessions.update(

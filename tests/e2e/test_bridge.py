@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
 import structlog
 
 from csms.config import Settings
+from csms.domain.events import TransactionStarted
 from simulators.world import World
 from tests.conftest import TIMEOUT
 from tests.e2e.bridge_env import bridge_env, car, charger
@@ -239,3 +241,32 @@ async def test_restart_mid_session_resumes_monitoring_and_stops_at_target(
     assert _events(logs, "bridge.session_resumed")
     assert session["stop_reason"] == "target_soc"
     assert session["end_soc_percent"] >= 80
+
+
+async def test_new_transaction_on_the_connector_closes_a_session_whose_stop_never_came(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    world = World(vehicles=[car(VIN_A, 0.30)], chargers=[charger("CP-A")])
+    with structlog.testing.capture_logs() as logs:
+        async with bridge_env(settings, db, world) as env:
+            await env.link(await env.create_account(), VIN_A)
+            env.runner.plug_in(VIN_A, "CP-A", 1)
+            tx = await env.wait_for(
+                "SELECT transaction_id FROM charging_sessions WHERE state = 'charging'"
+            )
+            # The charger lost its transaction (no StopTransaction will ever come) and
+            # starts another one on the same connector.
+            env.system.events.publish(
+                TransactionStarted("CP-A", 1, tx + 1000, "SOMEONE-ELSE", 0, datetime.now(UTC))
+            )
+            await env.wait_for(
+                "SELECT state = 'failed' FROM charging_sessions WHERE transaction_id = $1", tx
+            )
+            row = await db.fetchrow(
+                "SELECT stop_reason, last_error, ended_at FROM charging_sessions "
+                "WHERE transaction_id = $1",
+                tx,
+            )
+    assert row["stop_reason"] == "Superseded" and row["ended_at"] is not None
+    assert str(tx + 1000) in row["last_error"]
+    assert _events(logs, "bridge.session_superseded")
