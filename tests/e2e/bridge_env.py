@@ -109,6 +109,13 @@ class BridgeEnv:
                 await asyncio.sleep(0.05)
         return value
 
+    async def plug_in_until_charging(self, vin: str, charge_point_id: str = "CP-A") -> int:
+        """Plug the car in and wait until the bridge's session charges; its transaction id."""
+        self.runner.plug_in(vin, charge_point_id, 1)
+        return await self.wait_for(
+            "SELECT transaction_id FROM charging_sessions WHERE state = 'charging'"
+        )
+
     async def session(self, transaction_id: int) -> dict[str, Any]:
         response = await self.http.get(f"/api/sessions/{transaction_id}")
         assert response.status_code == 200, response.text
@@ -172,3 +179,14 @@ async def bridge_env(
                 yield env
         finally:
             await (env.system if env is not None else system).stop()
+
+
+@contextlib.asynccontextmanager
+async def one_car_linked(
+    settings: Settings, db: asyncpg.Connection, vin: str, soc: float, **options: Any
+) -> AsyncIterator[BridgeEnv]:
+    """One charger (CP-A) and one car, linked to an account with valid payment."""
+    world = World(vehicles=[car(vin, soc)], chargers=[charger("CP-A")])
+    async with bridge_env(settings, db, world, **options) as env:
+        await env.link(await env.create_account(), vin)
+        yield env

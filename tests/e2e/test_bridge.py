@@ -13,7 +13,7 @@ from csms.config import Settings
 from csms.domain.events import TransactionStarted
 from simulators.world import World
 from tests.conftest import TIMEOUT
-from tests.e2e.bridge_env import bridge_env, car, charger
+from tests.e2e.bridge_env import bridge_env, car, charger, one_car_linked
 
 VIN_A = "5YJ3E1EA7KF000001"
 VIN_B = "5YJ3E1EA7KF000002"
@@ -100,10 +100,8 @@ async def test_car_without_valid_payment_is_left_to_the_rfid_flow(
 async def test_car_already_at_target_gets_no_session(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    world = World(vehicles=[car(VIN_A, 0.85)], chargers=[charger("CP-A")])
     with structlog.testing.capture_logs() as logs:
-        async with bridge_env(settings, db, world) as env:
-            await env.link(await env.create_account(), VIN_A)
+        async with one_car_linked(settings, db, VIN_A, 0.85) as env:
             env.runner.plug_in(VIN_A, "CP-A", 1)
             async with asyncio.timeout(TIMEOUT):
                 while not _events(logs, "bridge.already_at_target"):
@@ -158,12 +156,9 @@ async def test_simultaneous_plug_ins_at_two_sites_each_get_the_right_car(
 async def test_driver_unplugging_early_closes_the_session_from_the_charger(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    world = World(vehicles=[car(VIN_A, 0.30)], chargers=[charger("CP-A")])
     with structlog.testing.capture_logs() as logs:
-        async with bridge_env(settings, db, world) as env:
-            await env.link(await env.create_account(), VIN_A)
-            env.runner.plug_in(VIN_A, "CP-A", 1)
-            await env.wait_for("SELECT count(*) FROM charging_sessions WHERE state = 'charging'")
+        async with one_car_linked(settings, db, VIN_A, 0.30) as env:
+            await env.plug_in_until_charging(VIN_A)
             await env.runner.run_for(600)
             env.runner.unplug(VIN_A)
             session = await _completed_session(env)
@@ -176,10 +171,8 @@ async def test_driver_unplugging_early_closes_the_session_from_the_charger(
 async def test_access_token_expiring_mid_session_is_refreshed(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    world = World(vehicles=[car(VIN_A, 0.70)], chargers=[charger("CP-A")])
     with structlog.testing.capture_logs() as logs:
-        async with bridge_env(settings, db, world, access_token_ttl_s=2.0) as env:
-            await env.link(await env.create_account(), VIN_A)
+        async with one_car_linked(settings, db, VIN_A, 0.70, access_token_ttl_s=2.0) as env:
             env.runner.plug_in(VIN_A, "CP-A", 1)
             session = await _completed_session(env)
     assert session["stop_reason"] == "target_soc"
@@ -190,12 +183,9 @@ async def test_access_token_expiring_mid_session_is_refreshed(
 async def test_refused_refresh_marks_the_link_and_the_charger_keeps_working(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    world = World(vehicles=[car(VIN_A, 0.30)], chargers=[charger("CP-A")])
     with structlog.testing.capture_logs() as logs:
-        async with bridge_env(settings, db, world) as env:
-            await env.link(await env.create_account(), VIN_A)
-            env.runner.plug_in(VIN_A, "CP-A", 1)
-            await env.wait_for("SELECT count(*) FROM charging_sessions WHERE state = 'charging'")
+        async with one_car_linked(settings, db, VIN_A, 0.30) as env:
+            await env.plug_in_until_charging(VIN_A)
             # The driver revoked us at Smartcar: every refresh is refused from now on.
             for token in list(env.fake.tokens.refresh_tokens):
                 env.fake.tokens.revoke_refresh_token(token)
@@ -213,11 +203,9 @@ async def test_refused_refresh_marks_the_link_and_the_charger_keeps_working(
 async def test_smartcar_429_and_5xx_bursts_are_retried_and_the_session_completes(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    world = World(vehicles=[car(VIN_A, 0.70)], chargers=[charger("CP-A")])
     with structlog.testing.capture_logs() as logs:
-        async with bridge_env(settings, db, world) as env:
+        async with one_car_linked(settings, db, VIN_A, 0.70) as env:
             env.fake.faults.retry_after_s = 1
-            await env.link(await env.create_account(), VIN_A)
             env.fake.faults.force("RATE_LIMIT:VEHICLE", times=2, endpoint="GET /charge")
             env.fake.faults.force("SERVER:INTERNAL", times=3, endpoint="GET /battery")
             env.runner.plug_in(VIN_A, "CP-A", 1)
@@ -230,12 +218,9 @@ async def test_smartcar_429_and_5xx_bursts_are_retried_and_the_session_completes
 async def test_restart_mid_session_resumes_monitoring_and_stops_at_target(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    world = World(vehicles=[car(VIN_A, 0.60)], chargers=[charger("CP-A")])
     with structlog.testing.capture_logs() as logs:
-        async with bridge_env(settings, db, world) as env:
-            await env.link(await env.create_account(), VIN_A)
-            env.runner.plug_in(VIN_A, "CP-A", 1)
-            await env.wait_for("SELECT count(*) FROM charging_sessions WHERE state = 'charging'")
+        async with one_car_linked(settings, db, VIN_A, 0.60) as env:
+            await env.plug_in_until_charging(VIN_A)
             await env.restart()
             session = await _completed_session(env, timeout=40)
     assert _events(logs, "bridge.session_resumed")
@@ -246,14 +231,9 @@ async def test_restart_mid_session_resumes_monitoring_and_stops_at_target(
 async def test_new_transaction_on_the_connector_closes_a_session_whose_stop_never_came(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    world = World(vehicles=[car(VIN_A, 0.30)], chargers=[charger("CP-A")])
     with structlog.testing.capture_logs() as logs:
-        async with bridge_env(settings, db, world) as env:
-            await env.link(await env.create_account(), VIN_A)
-            env.runner.plug_in(VIN_A, "CP-A", 1)
-            tx = await env.wait_for(
-                "SELECT transaction_id FROM charging_sessions WHERE state = 'charging'"
-            )
+        async with one_car_linked(settings, db, VIN_A, 0.30) as env:
+            tx = await env.plug_in_until_charging(VIN_A)
             # The charger lost its transaction (no StopTransaction will ever come) and
             # starts another one on the same connector.
             env.system.events.publish(

@@ -224,20 +224,8 @@ async def test_migrations_are_idempotent_and_safe_concurrently(database_url: str
 async def test_bad_configuration_stops_start_up_with_one_line_and_status_2(
     variable: str, value: str
 ) -> None:
-    env = {**os.environ, variable: value}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "csms",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(TIMEOUT * 3):
-        _, err = await process.communicate()
-    assert process.returncode == 2
-    lines = err.decode().strip().splitlines()
+    returncode, lines = await _serve_until_it_exits({variable: value})
+    assert returncode == 2
     assert len(lines) == 1 and variable in lines[0]
 
 
@@ -245,25 +233,30 @@ async def test_port_in_use_stops_start_up_with_one_line_and_status_1(database_ur
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        env = {
-            **os.environ,
-            "CSMS_DATABASE_URL": database_url,
-            "CSMS_OCPP_HOST": "127.0.0.1",
-            "CSMS_OCPP_PORT": str(taken.getsockname()[1]),
-            "CSMS_HTTP_HOST": "127.0.0.1",
-            "CSMS_HTTP_PORT": "0",
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "csms",
-            "serve",
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        returncode, lines = await _serve_until_it_exits(
+            {
+                "CSMS_DATABASE_URL": database_url,
+                "CSMS_OCPP_HOST": "127.0.0.1",
+                "CSMS_OCPP_PORT": str(taken.getsockname()[1]),
+                "CSMS_HTTP_HOST": "127.0.0.1",
+                "CSMS_HTTP_PORT": "0",
+            }
         )
-        async with asyncio.timeout(TIMEOUT * 3):
-            _, err = await process.communicate()
-    assert process.returncode == 1
-    last = err.decode().strip().splitlines()[-1]
-    assert last.startswith("csms: cannot start:") and "address" in last.lower()
+    assert returncode == 1
+    assert lines[-1].startswith("csms: cannot start:") and "address" in lines[-1].lower()
+
+
+async def _serve_until_it_exits(variables: dict[str, str]) -> tuple[int | None, list[str]]:
+    """Run ``csms serve`` with these variables; its exit status and stderr lines."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "csms",
+        "serve",
+        env={**os.environ, **variables},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(TIMEOUT * 3):
+        _, err = await process.communicate()
+    return process.returncode, err.decode().strip().splitlines()
