@@ -105,6 +105,21 @@ class RawCharger:
         assert frame[0] == 3, frame
         return frame[2]
 
+    async def start_transaction(
+        self, meter_start: int, timestamp: str, *, connector_id: int = 1, id_tag: str = "T"
+    ) -> int:
+        """A conforming StartTransaction; the transaction id we answered."""
+        answer = await self.call_ok(
+            "StartTransaction",
+            {
+                "connectorId": connector_id,
+                "idTag": id_tag,
+                "meterStart": meter_start,
+                "timestamp": timestamp,
+            },
+        )
+        return int(answer["transactionId"])
+
 
 @contextlib.asynccontextmanager
 async def raw_charger(

@@ -17,11 +17,7 @@ VIN = "WVWZZZ1JZ3W386752"
 
 
 async def _start(charger: RawCharger, connector: int, tag: str, at: datetime) -> int:
-    answer = await charger.call_ok(
-        "StartTransaction",
-        {"connectorId": connector, "idTag": tag, "meterStart": 1000, "timestamp": at.isoformat()},
-    )
-    return int(answer["transactionId"])
+    return await charger.start_transaction(1000, at.isoformat(), connector_id=connector, id_tag=tag)
 
 
 async def _stop(charger: RawCharger, transaction_id: int, at: datetime, meter: int) -> None:

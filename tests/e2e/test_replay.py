@@ -8,6 +8,7 @@ import asyncpg
 
 from csms.app import CentralSystem
 from csms.db import id_tags
+from simulators.charge_point import ChargePoint
 from simulators.world_runner import WorldRunner, card_for
 from tests.conftest import TIMEOUT
 from tests.e2e.test_world import csms_url, wait_until
@@ -17,9 +18,8 @@ METER_INTERVAL_S = 10
 OFFLINE_S = 180.0
 
 
-async def test_offline_charger_replays_meter_values_and_stop_in_order_with_original_times(
-    system: CentralSystem, db: asyncpg.Connection
-) -> None:
+def one_charger_world(system: CentralSystem, seed: int) -> tuple[WorldRunner, str, ChargePoint]:
+    """One AC charger with one connector and one car, metering every 10 simulated s."""
     runner = WorldRunner(
         csms_url(system),
         chargers=1,
@@ -27,18 +27,23 @@ async def test_offline_charger_replays_meter_values_and_stop_in_order_with_origi
         connectors=1,
         dc_share=0.0,
         speed=SPEED,
-        seed=11,
+        seed=seed,
         smartcar_port=None,
         charger_config={"MeterValueSampleInterval": str(METER_INTERVAL_S)},
     )
-    (vin,) = runner.world.vehicles
-    (charger_id,) = runner.charge_points
-    cp = runner.charge_points[charger_id]
+    ((vin,), (cp,)) = (runner.world.vehicles, runner.charge_points.values())
+    return runner, vin, cp
+
+
+async def test_offline_charger_replays_meter_values_and_stop_in_order_with_original_times(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    runner, vin, cp = one_charger_world(system, seed=11)
     runner.world.vehicle(vin).soc = 0.2
     await id_tags.upsert(db, card_for(vin))  # type: ignore[arg-type]
     async with runner:
         await runner.wait_booted(TIMEOUT)
-        session = runner.plug_in(vin, charger_id, 1, tap=True)
+        session = runner.plug_in(vin, cp.identity, 1, tap=True)
         tx_id = await wait_until(db, "SELECT id FROM transactions")
         await wait_until(
             db, "SELECT count(*) >= 2 FROM meter_values WHERE context = 'Sample.Periodic'"
@@ -48,7 +53,7 @@ async def test_offline_charger_replays_meter_values_and_stop_in_order_with_origi
         # retransmission, which test_meter_values_retransmitted_… covers on its own.
         answered = runner.stats.results["MeterValues"]
         await cp.wait_for(lambda: runner.stats.results["MeterValues"] > answered, TIMEOUT)
-        runner.go_offline(charger_id, OFFLINE_S)
+        runner.go_offline(cp.identity, OFFLINE_S)
         await cp.wait_for(lambda: not cp.connected, TIMEOUT)
         went_offline = cp.now()
         # Two simulated minutes offline, still charging: meter values queue up.
@@ -101,24 +106,11 @@ async def test_offline_charger_replays_meter_values_and_stop_in_order_with_origi
 async def test_meter_values_retransmitted_after_a_lost_answer_are_stored_once(
     system: CentralSystem, db: asyncpg.Connection
 ) -> None:
-    runner = WorldRunner(
-        csms_url(system),
-        chargers=1,
-        vehicles=1,
-        connectors=1,
-        dc_share=0.0,
-        speed=SPEED,
-        seed=12,
-        smartcar_port=None,
-        charger_config={"MeterValueSampleInterval": str(METER_INTERVAL_S)},
-    )
-    (vin,) = runner.world.vehicles
-    (charger_id,) = runner.charge_points
-    cp = runner.charge_points[charger_id]
+    runner, vin, cp = one_charger_world(system, seed=12)
     await id_tags.upsert(db, card_for(vin))  # type: ignore[arg-type]
     async with runner:
         await runner.wait_booted(TIMEOUT)
-        runner.plug_in(vin, charger_id, 1, tap=True)
+        runner.plug_in(vin, cp.identity, 1, tap=True)
         await wait_until(
             db, "SELECT count(*) >= 1 FROM meter_values WHERE context = 'Sample.Periodic'"
         )

@@ -176,17 +176,7 @@ async def test_meter_register_going_backwards_flags_the_transaction(
 ) -> None:
     async with raw_charger(system.ocpp.port, "CP-BACK") as charger:
         await charger.call_ok("BootNotification", BOOT)
-        tx = (
-            await charger.call_ok(
-                "StartTransaction",
-                {
-                    "connectorId": 1,
-                    "idTag": "T",
-                    "meterStart": 5000,
-                    "timestamp": "2026-11-25T10:00:00Z",
-                },
-            )
-        )["transactionId"]
+        tx = await charger.start_transaction(5000, "2026-11-25T10:00:00Z")
         for value in ("6000", "100"):
             await charger.call_ok(
                 "MeterValues",
@@ -295,17 +285,7 @@ async def test_retransmitted_stop_transaction_is_answered_and_changes_nothing(
     }
     async with raw_charger(system.ocpp.port, "CP-RESTOP") as charger:
         await charger.call_ok("BootNotification", BOOT)
-        tx = (
-            await charger.call_ok(
-                "StartTransaction",
-                {
-                    "connectorId": 1,
-                    "idTag": "T",
-                    "meterStart": 100,
-                    "timestamp": "2026-11-25T10:00:00Z",
-                },
-            )
-        )["transactionId"]
+        tx = await charger.start_transaction(100, "2026-11-25T10:00:00Z")
         stop["transactionId"] = tx
         await charger.call_ok("StopTransaction", stop)
         first = await db.fetchval("SELECT stop_received_at FROM transactions WHERE id = $1", tx)

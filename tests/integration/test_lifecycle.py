@@ -106,17 +106,7 @@ async def test_restart_preserves_chargers_and_open_transactions(
     await first.start()
     async with raw_charger(first.ocpp.port, "CP-RESTART") as charger:
         await charger.call_ok("BootNotification", BOOT)
-        tx = (
-            await charger.call_ok(
-                "StartTransaction",
-                {
-                    "connectorId": 1,
-                    "idTag": "T",
-                    "meterStart": 100,
-                    "timestamp": "2026-11-25T10:00:00Z",
-                },
-            )
-        )["transactionId"]
+        tx = await charger.start_transaction(100, "2026-11-25T10:00:00Z")
     await first.stop()
 
     second = CentralSystem(replace(settings, unknown_chargers="reject"))
@@ -139,17 +129,7 @@ async def test_restart_preserves_chargers_and_open_transactions(
                 {"transactionId": tx, "meterStop": 1100, "timestamp": "2026-11-25T10:20:00Z"},
             )
             # A new transaction gets a new id from the same sequence.
-            tx2 = (
-                await charger.call_ok(
-                    "StartTransaction",
-                    {
-                        "connectorId": 1,
-                        "idTag": "T",
-                        "meterStart": 1100,
-                        "timestamp": "2026-11-25T11:00:00Z",
-                    },
-                )
-            )["transactionId"]
+            tx2 = await charger.start_transaction(1100, "2026-11-25T11:00:00Z")
     finally:
         await second.stop()
     row = await db.fetchrow("SELECT meter_stop_wh, stop_reason FROM transactions WHERE id = $1", tx)
