@@ -24,9 +24,10 @@ from csms.db.meter_values import flush_meter_values
 from csms.db.migrate import migrate
 from csms.db.pool import create_pool
 from csms.domain import registration
-from csms.domain.events import EventBus
+from csms.domain.events import EventBus, EventPort
 from csms.http.app import create_app
 from csms.http.dashboard import DashboardFeed
+from csms.log import bind_process
 from csms.metrics import Metrics
 from csms.ocpp16.commands import CommandService
 from csms.ocpp16.context import Services
@@ -35,6 +36,8 @@ from csms.ocpp16.server import OcppServer
 from csms.security.service import SecurityService
 
 if TYPE_CHECKING:
+    from csms.cluster.invalidation import Invalidations
+    from csms.cluster.node import ClusterNode
     from smartcar_bridge.bridge import Bridge
 
 log = structlog.get_logger()
@@ -51,6 +54,21 @@ class _EmbeddedUvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """A bound TCP socket; with ``reuse_port`` the workers of ``--workers N`` share it
+    (SO_REUSEPORT: the kernel spreads new connections over them)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 async def resolve_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
@@ -79,6 +97,21 @@ async def migrate_database(dsn: str) -> list[str]:
         await connection.close()
 
 
+def _cluster_node(settings: Settings, node_id: str) -> ClusterNode | None:
+    if settings.nats_url is None:
+        return None
+    # Imported only in cluster mode: one process does not load the NATS client at all.
+    from csms.cluster.node import ClusterNode
+
+    return ClusterNode(settings.nats_url, node_id, settings.node_timeout)
+
+
+def _invalidations(cluster: ClusterNode | None) -> Invalidations:
+    from csms.cluster.invalidation import LocalInvalidations
+
+    return LocalInvalidations() if cluster is None else cluster.invalidations
+
+
 class CentralSystem:
     """The whole central system in one process: ``start``, then ``stop``."""
 
@@ -86,7 +119,11 @@ class CentralSystem:
         self.settings = settings
         self.clock = clock
         self.node_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        self.events = EventBus()
+        bind_process(node_id=self.node_id)
+        # Ports with two implementations: in-process, or NATS when CSMS_NATS_URL is set.
+        self.cluster = _cluster_node(settings, self.node_id)
+        self.events: EventPort = EventBus() if self.cluster is None else self.cluster.events
+        self.invalidations: Invalidations = _invalidations(self.cluster)
         # Built here, not at start, so the OCPP side and the bridge can be handed it.
         self.metrics = Metrics()
         self.dashboard_feed: DashboardFeed | None = None
@@ -105,7 +142,12 @@ class CentralSystem:
         self.dsn, self._embedded = await resolve_database(settings)
         await migrate_database(self.dsn)
         self.pool = await create_pool(self.dsn)
-        self.presence = Presence(self.pool, self.node_id)
+        if self.cluster is not None:
+            await self.cluster.connect()
+            await self.cluster.join(self.pool)
+            self.presence: Presence = self.cluster.make_presence(self.pool)
+        else:
+            self.presence = Presence(self.pool, self.node_id)
         self.new_charge_points = BatchWriter(
             "new_charge_points", self.pool, flush_new_charge_points, max_rows=5000
         )
@@ -127,7 +169,8 @@ class CentralSystem:
         for writer in self._writers:
             writer.start()
         self.presence.start()
-        await self._mark_all_disconnected()
+        if self.cluster is None:
+            await self._mark_all_disconnected()  # in a cluster, dead nodes' chargers lapse
         self.services = Services(
             settings=settings,
             pool=self.pool,
@@ -144,11 +187,15 @@ class CentralSystem:
         )
         self.ocpp = OcppServer(self.services)
         self.metrics.watch_system(self.pool, lambda: len(self.ocpp.connections))
+        self._wire_cluster_metrics()
         self.dashboard_feed = DashboardFeed(self.events)  # before the listener: miss nothing
         self.dashboard_feed.start()
+        # The command port: this process's registry, or "local socket, else route".
+        locator = self.ocpp if self.cluster is None else await self.cluster.start(self.ocpp)
         self.commands = CommandService(
-            self.ocpp, self.pool, self.clock, settings.command_timeout, metrics=self.metrics
+            locator, self.pool, self.clock, settings.command_timeout, metrics=self.metrics
         )
+        self.invalidations.on("registration", self._registration_changed_elsewhere)
         self.security = SecurityService(
             settings,
             self.pool,
@@ -160,6 +207,8 @@ class CentralSystem:
         )
         self.security.start()
         self.bridge = await self._start_bridge()
+        if ocpp_sock is None and settings.reuse_port:
+            ocpp_sock = listening_socket(settings.ocpp_host, settings.ocpp_port, True)
         await self.ocpp.start(settings.ocpp_host, settings.ocpp_port, sock=ocpp_sock)
         await self._start_http(http_sock)
         log.info(
@@ -200,9 +249,9 @@ class CentralSystem:
 
     async def _start_http(self, sock: socket.socket | None) -> None:
         if sock is None:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.settings.http_host, self.settings.http_port))
+            sock = listening_socket(
+                self.settings.http_host, self.settings.http_port, self.settings.reuse_port
+            )
         from csms.http.routes_security import create_router as security_router
 
         routers = [security_router(self)]
@@ -231,19 +280,44 @@ class CentralSystem:
             database = await self.pool.fetchval("SELECT 1", timeout=2) == 1
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
             database = False
-        return {"database": database, "ocpp_listener": self.ocpp.listening}
+        checks = {"database": database, "ocpp_listener": self.ocpp.listening}
+        if self.cluster is not None:
+            checks["nats"] = self.cluster.connected
+        return checks
 
     async def set_registration(self, charge_point_id: str, status: str) -> bool:
         """Operator decision on a charger's registration; an accepted charger reboots now."""
         if not await charge_points.set_registration(self.pool, charge_point_id, status):
             return False
         self.services.registrations[charge_point_id] = status
+        self.invalidations.broadcast("registration", charge_point_id)
         log.info("ocpp.registration_changed", charge_point_id=charge_point_id, status=status)
         connection = self.ocpp.find(charge_point_id)
         if connection is not None and status == registration.ACCEPTED:
             # Ask it to boot again rather than wait up to its boot retry interval.
             self._spawn(self._trigger_boot(charge_point_id))
         return True
+
+    async def _registration_changed_elsewhere(self, charge_point_id: str | None) -> None:
+        # Another node changed it: reload, and if we hold an accepted charger, reboot it.
+        if charge_point_id is None:
+            self.services.registrations.update(await charge_points.load_registrations(self.pool))
+            return
+        status = await charge_points.fetch_registration(self.pool, charge_point_id)
+        if status is None:
+            self.services.registrations.pop(charge_point_id, None)
+            return
+        self.services.registrations[charge_point_id] = status
+        if status == registration.ACCEPTED and self.ocpp.find(charge_point_id) is not None:
+            self._spawn(self._trigger_boot(charge_point_id))
+
+    def _wire_cluster_metrics(self) -> None:
+        from csms.cluster.node import register_metrics
+
+        cluster = self.cluster
+        register_metrics(
+            self.metrics.registry, lambda: 1 if cluster is None else cluster.live_nodes()
+        )
 
     async def _trigger_boot(self, charge_point_id: str) -> None:
         try:
@@ -283,7 +357,11 @@ class CentralSystem:
             for writer in self._writers:
                 await writer.close()
             await self.presence.close()
+            if self.cluster is not None:
+                await self.cluster.close()
             await self.pool.close()
+        elif self.cluster is not None:
+            await self.cluster.close()
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.close)
         log.info("csms.stopped")

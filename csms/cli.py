@@ -65,7 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="csms", description="OCPP 1.6J central system")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("serve", help="run the central system").set_defaults(run=_serve)
+    serve = commands.add_parser("serve", help="run the central system")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes sharing the ports, routed through NATS (default: $CSMS_WORKERS)",
+    )
+    serve.set_defaults(run=_serve)
     commands.add_parser("migrate", help="apply database migrations and exit").set_defaults(
         run=_migrate
     )
@@ -91,7 +98,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    workers = args.workers if args.workers is not None else settings.workers
+    if workers < 1:
+        print("csms: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if workers > 1:
+        from csms.cluster.supervisor import run_workers
+
+        try:
+            return asyncio.run(run_workers(settings, workers))
+        except OSError as exc:
+            print(f"csms: cannot start: {exc}", file=sys.stderr)
+            return 1
+
     async def run() -> int:
         system = CentralSystem(settings)
         stop = asyncio.Event()

@@ -78,6 +78,14 @@ class Settings:
     tls_client_ca: Path | None = None
     charger_ca_cert: Path | None = None
     charger_ca_key: Path | None = None
+    # Cluster mode (csms/cluster): NATS routes commands, events and cache invalidations
+    # between nodes. Unset and one worker: one process with in-process routing.
+    workers: int = 1
+    nats_url: str | None = None
+    # Set by `csms serve --workers N` for its workers: share the OCPP and HTTP ports.
+    reuse_port: bool = False
+    # A node silent this long is dead: its chargers are shown disconnected, its work taken.
+    node_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +113,10 @@ class Settings:
             ws_ping_timeout=reader.seconds("CSMS_WS_PING_TIMEOUT", defaults.ws_ping_timeout),
             bridge=_bridge_settings(reader),
             **_security_settings(reader),
+            workers=reader.integer("CSMS_WORKERS", defaults.workers, minimum=1, maximum=64),
+            nats_url=reader.nats_url("CSMS_NATS_URL"),
+            reuse_port=reader.flag("CSMS_REUSE_PORT"),
+            node_timeout=reader.seconds("CSMS_NODE_TIMEOUT", defaults.node_timeout),
         )
 
 
@@ -207,6 +219,25 @@ class _Reader:
         if parts.scheme not in ("postgres", "postgresql"):
             raise ConfigError(name, "must be a postgresql:// URL")
         return value
+
+    def nats_url(self, name: str) -> str | None:
+        value = self._raw(name)
+        if value is None:
+            return None
+        # A NATS cluster is given as a comma-separated list of its servers.
+        for server in value.split(","):
+            parts = urlsplit(server.strip())
+            if parts.scheme not in ("nats", "tls", "ws", "wss") or not parts.hostname:
+                raise ConfigError(name, f"not a nats:// URL: {server.strip()!r}")
+        return value
+
+    def flag(self, name: str) -> bool:
+        value = self._raw(name)
+        if value is None:
+            return False
+        if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+            raise ConfigError(name, f"{value!r} is not true or false")
+        return value.lower() in ("1", "true", "yes")
 
     def integer(self, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
         value = self._raw(name)

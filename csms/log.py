@@ -56,10 +56,27 @@ def redact_secrets(
     return event
 
 
+_PROCESS_CONTEXT: dict[str, str] = {}
+
+
+def bind_process(**values: str) -> None:
+    """Context every log line of this process carries (``node_id``)."""
+    _PROCESS_CONTEXT.update(values)
+
+
+def add_process_context(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in _PROCESS_CONTEXT.items():
+        event.setdefault(key, value)
+    return event
+
+
 def configure_logging(log_format: str = "json", level: str = "info") -> None:
     """Configure structlog for the process. Safe to call more than once."""
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_process_context,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_secrets,

@@ -193,9 +193,18 @@ class Presence:
             await self._pool.execute(
                 """UPDATE charge_points AS cp
                    SET last_seen_at = greatest(cp.last_seen_at, u.seen),
-                       connected = coalesce(u.connected, cp.connected),
+                       connected = CASE WHEN u.connected IS NULL THEN cp.connected
+                                        WHEN u.connected THEN true
+                                        -- In a cluster the charger may be on another
+                                        -- node by now: only its holder says it left.
+                                        WHEN cp.connected_node IS DISTINCT FROM $4
+                                             AND cp.connected_node IS NOT NULL
+                                             THEN cp.connected
+                                        ELSE false END,
                        connected_node = CASE WHEN u.connected IS NULL THEN cp.connected_node
                                              WHEN u.connected THEN $4
+                                             WHEN cp.connected_node IS DISTINCT FROM $4
+                                                  THEN cp.connected_node
                                              ELSE NULL END
                    FROM unnest($1::text[], $2::timestamptz[], $3::boolean[])
                         AS u(id, seen, connected)

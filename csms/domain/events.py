@@ -1,6 +1,16 @@
 """Domain events the OCPP side publishes; the bridge and operators subscribe.
 
 Publishing never blocks: each subscriber has its own queue and its own task.
+
+Two kinds of subscriber, one port (``EventPort``) with two implementations:
+
+- ``subscribe(consumer)``: a service that acts on events (the bridge, certificate signing).
+  In a cluster each event reaches one node's ``consumer`` once, and one not finished when a
+  node dies goes to another (``csms.cluster.events``). Taking the next event from the queue
+  (``get``) or calling ``task_done`` says the previous one is handled.
+- ``observe()``: a view that shows every event (the dashboard), on every node.
+
+In one process (``EventBus``) both are the same in-memory fan-out.
 """
 
 from __future__ import annotations
@@ -8,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 
 @dataclass(slots=True, frozen=True)
@@ -73,16 +84,32 @@ Event = (
 )
 
 
+class EventPort(Protocol):
+    """What publishers and subscribers see; ``EventBus`` or ``csms.cluster.events``."""
+
+    def publish(self, event: Any) -> None: ...
+
+    def subscribe(self, consumer: str | None = None) -> asyncio.Queue[Any]: ...
+
+    def observe(self) -> asyncio.Queue[Any]: ...
+
+    def unsubscribe(self, queue: asyncio.Queue[Any]) -> None: ...
+
+
 class EventBus:
     """In-process fan-out of domain events to subscriber queues."""
 
     def __init__(self) -> None:
         self._queues: list[asyncio.Queue[Event]] = []
 
-    def subscribe(self) -> asyncio.Queue[Event]:
+    def subscribe(self, consumer: str | None = None) -> asyncio.Queue[Event]:
+        """A queue of every event; ``consumer`` names the service (used by a cluster)."""
         queue: asyncio.Queue[Event] = asyncio.Queue()
         self._queues.append(queue)
         return queue
+
+    def observe(self) -> asyncio.Queue[Event]:
+        return self.subscribe()
 
     def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
         if queue in self._queues:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Body, FastAPI, Query
 from fastapi.responses import JSONResponse
 
+from csms.cluster.errors import RoutingUnavailable
 from csms.http import (
     dashboard,
     routes_charge_points,
@@ -51,6 +52,8 @@ def create_app(system: CentralSystem, routers: Sequence[APIRouter] = ()) -> Fast
             response = await system.commands.send(charge_point_id, action, payload, timeout=timeout)
         except InvalidCommand as exc:
             return _problem(422, "Invalid command", str(exc), field=exc.field)
+        except RoutingUnavailable as exc:
+            return _problem(503, "Cluster routing unavailable", str(exc))
         except NotConnected as exc:
             return _problem(409, "Charge point not connected", str(exc))
         except CommandTimeout as exc:

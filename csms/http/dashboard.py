@@ -65,7 +65,7 @@ class DashboardFeed:
 
     def __init__(self, events: EventBus, size: int = RECENT_EVENTS) -> None:
         self._bus = events
-        self._queue = events.subscribe()  # now, so nothing published before start is missed
+        self._queue = events.observe()  # now, so nothing published before start is missed
         # (seq, event): turned into JSON only when the page asks; a reconnecting fleet
         # sends tens of thousands of events of which only the last few are ever shown.
         self.recent: deque[tuple[int, Any]] = deque(maxlen=size)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from csms.cluster.errors import RoutingUnavailable
 from csms.ocpp16.errors import (
     CallErrorReceived,
     CommandError,
@@ -50,6 +51,8 @@ def command_problem(exc: CommandError) -> JSONResponse:
     """The command API's errors as problems: the same mapping for every route that sends."""
     if isinstance(exc, InvalidCommand):
         return problem(422, "Invalid command", str(exc), field=exc.field)
+    if isinstance(exc, RoutingUnavailable):
+        return problem(503, "Cluster routing unavailable", str(exc))
     if isinstance(exc, NotConnected):
         return problem(409, "Charge point not connected", str(exc))
     if isinstance(exc, CommandTimeout):

@@ -16,7 +16,7 @@ from csms.db.batch import BatchWriter
 from csms.db.charge_points import BootRow, NewChargePoint, Presence
 from csms.db.connectors import StatusRow
 from csms.db.meter_values import MeterValueRow
-from csms.domain.events import EventBus
+from csms.domain.events import EventPort
 from csms.metrics import Metrics
 
 # A DataTransfer handler gets (charge_point_id, messageId, data) and returns the
@@ -53,7 +53,7 @@ class Services:
     settings: Settings
     pool: asyncpg.Pool
     clock: Callable[[], datetime]
-    events: EventBus
+    events: EventPort
     presence: Presence
     boots: BatchWriter[BootRow]
     statuses: BatchWriter[StatusRow]

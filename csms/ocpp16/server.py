@@ -115,7 +115,12 @@ class OcppServer:
             # Profiles 2 and 3 (wss); runs beside the ws listener.
             ssl = server_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
             self._tls_server = await serve(
-                self._handle, host, settings.tls_port, ssl=ssl, **options
+                self._handle,
+                host,
+                settings.tls_port,
+                ssl=ssl,
+                reuse_port=settings.reuse_port,  # csms serve --workers N share it
+                **options,
             )
             log.info("ocpp.listening", host=host, port=self.tls_port, tls=True)
 

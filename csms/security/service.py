@@ -64,7 +64,7 @@ class SecurityService:
         settings = self._settings
         if settings.charger_ca_cert is not None and settings.charger_ca_key is not None:
             self.ca = ChargerCA.load(settings.charger_ca_cert, settings.charger_ca_key)
-        self._queue = self._events.subscribe()
+        self._queue = self._events.subscribe("security")
         self._task = asyncio.create_task(self._consume(), name="security-certificates")
 
     async def close(self) -> None:

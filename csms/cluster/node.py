@@ -1,0 +1,122 @@
+"""One cluster node's NATS side, wired by ``csms.app`` when ``CSMS_NATS_URL`` is set.
+
+Order matters and is kept here: connect to NATS (fail start-up with one line if it is
+unreachable), join the membership before taking any charger, then own chargers, answer
+commands, publish and consume events, and forget caches when told.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import nats
+import nats.errors
+import structlog
+from nats.aio.client import Client
+from prometheus_client import CollectorRegistry, Gauge
+
+from csms.cluster import codec
+from csms.cluster.events import NatsEventBus
+from csms.cluster.invalidation import NatsInvalidations
+from csms.cluster.membership import Membership
+from csms.cluster.ownership import ClusterPresence, ConnectionRegistry
+from csms.cluster.routing import ClusterLocator
+from csms.security.events import CertificateSigningRequested
+
+log = structlog.get_logger()
+
+# Certificate signing is a service consuming events too: its request travels like the rest.
+codec.register(CertificateSigningRequested)
+
+
+class NatsUnreachable(OSError):
+    """NATS did not answer at start-up (``csms serve`` exits 1 with one line)."""
+
+
+class ClusterNode:
+    def __init__(self, nats_url: str, node_id: str, node_timeout: float) -> None:
+        self.nats_url = nats_url
+        self.node_id = node_id
+        self.node_timeout = node_timeout
+        self.events = NatsEventBus(node_id)
+        self.invalidations = NatsInvalidations(node_id)
+        self.nc: Client | None = None
+        self.membership: Membership | None = None
+        self.presence: ClusterPresence | None = None
+        self.locator: ClusterLocator | None = None
+
+    async def connect(self) -> None:
+        servers = [s.strip() for s in self.nats_url.split(",")]
+        try:
+            self.nc = await nats.connect(
+                servers=servers,
+                name=self.node_id,
+                connect_timeout=3,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                error_cb=self._error,
+                disconnected_cb=self._disconnected,
+                reconnected_cb=self._reconnected,
+            )
+        except (nats.errors.Error, OSError) as exc:
+            raise NatsUnreachable(f"NATS at {self.nats_url} is unreachable ({exc})") from None
+        log.info("cluster.nats_connected", url=self.nc.connected_url.geturl())
+
+    def make_presence(self, pool: asyncpg.Pool) -> ClusterPresence:
+        self.presence = ClusterPresence(pool, self.node_id)
+        return self.presence
+
+    async def join(self, pool: asyncpg.Pool) -> None:
+        self.membership = Membership(pool, self.node_id, self.node_timeout)
+        await self.membership.join()
+
+    async def start(self, registry: ConnectionRegistry) -> ClusterLocator:
+        """Own chargers connecting to ``registry``; return the command locator."""
+        assert self.nc is not None and self.presence is not None
+        self.locator = ClusterLocator(registry, self.presence, self.nc)
+        await self.presence.attach(self.nc, registry, self.locator.on_command)
+        await self.invalidations.start(self.nc)
+        await self.events.start(self.nc)
+        return self.locator
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    def live_nodes(self) -> int:
+        return self.membership.live_nodes if self.membership is not None else 0
+
+    async def close(self) -> None:
+        if self.locator is not None:
+            await self.locator.close()
+        await self.events.close()
+        await self.invalidations.close()
+        if self.membership is not None:
+            await self.membership.leave()
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await self.nc.drain()
+            except (nats.errors.Error, OSError, TimeoutError):
+                await self.nc.close()
+
+    async def _error(self, exc: Exception) -> None:
+        log.warning("cluster.nats_error", error=str(exc) or type(exc).__name__)
+
+    async def _disconnected(self) -> None:
+        log.warning("cluster.nats_disconnected")
+
+    async def _reconnected(self) -> None:
+        assert self.nc is not None
+        log.info("cluster.nats_reconnected", url=self.nc.connected_url.geturl())
+        # What other nodes broadcast while we were away never came: forget everything.
+        self.invalidations.forget_everything()
+
+
+def register_metrics(registry: CollectorRegistry, live_nodes: Any) -> None:
+    """``csms_cluster_nodes``: live nodes as this node sees them (1 for a single process)."""
+    gauge = Gauge(
+        "csms_cluster_nodes", "Nodes of the cluster whose heartbeat is current", registry=registry
+    )
+    gauge.set_function(live_nodes)
