@@ -81,8 +81,9 @@ async def _ack(message: Msg) -> None:
 class NatsEventBus:
     """``EventPort`` over JetStream; built before NATS is reached, ``start``-ed with it."""
 
-    def __init__(self, node_id: str) -> None:
+    def __init__(self, node_id: str, ack_wait: float = ACK_WAIT) -> None:
         self._node_id = node_id
+        self._ack_wait = ack_wait
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._observers: list[asyncio.Queue[Any]] = []
         self._consumers: dict[AckQueue, str] = {}
@@ -139,8 +140,12 @@ class NatsEventBus:
         await nc.subscribe(f"{EVENTS}.>", cb=self._observed)
         self._tasks.append(asyncio.create_task(self._publish_outbox(), name="cluster-events-out"))
         self._tasks.append(asyncio.create_task(self._keep_in_progress(), name="cluster-events-wip"))
-        for queue in self._consumers:
-            self._start_puller(queue)
+        # Consumers exist before start returns: nothing published after it is missed.
+        for queue, name in list(self._consumers.items()):
+            subscription = await self._consumer(name)
+            self._pullers[queue] = asyncio.create_task(
+                self._pull(name, queue, subscription), name=f"events-{name}"
+            )
 
     async def close(self, flush_timeout: float = 5.0) -> None:
         # What was published before shutdown should reach the stream: give it a moment.
@@ -204,24 +209,28 @@ class NatsEventBus:
         await self._js.publish(subject, data, headers=headers, timeout=5)
         return True
 
-    async def _pull(self, consumer: str, queue: AckQueue) -> None:
+    async def _consumer(self, consumer: str) -> Any:
+        """Create (or join) the durable consumer; retried until NATS answers."""
         assert self._js is not None
         config = ConsumerConfig(
             durable_name=consumer,
-            ack_wait=ACK_WAIT,
+            ack_wait=self._ack_wait,
             max_ack_pending=4 * QUEUE_SIZE,
             # A new service starts with what happens from now on, not the stream's past.
             deliver_policy=DeliverPolicy.NEW,
         )
         while True:
             try:
-                subscription = await self._js.pull_subscribe(
+                return await self._js.pull_subscribe(
                     f"{EVENTS}.>", durable=consumer, stream=EVENT_STREAM, config=config
                 )
-                break
             except NatsErrors as exc:
-                log.warning("cluster.consumer_unavailable", consumer=consumer, error=str(exc))
+                log.warning("cluster.consumer_unavailable", consumer=consumer, error=repr(exc))
                 await asyncio.sleep(1.0)
+
+    async def _pull(self, consumer: str, queue: AckQueue, subscription: Any = None) -> None:
+        if subscription is None:
+            subscription = await self._consumer(consumer)
         while True:
             room = QUEUE_SIZE - queue.qsize()
             if room <= 0:
@@ -232,7 +241,7 @@ class NatsEventBus:
             except nats.errors.TimeoutError:
                 continue
             except NatsErrors as exc:
-                log.debug("cluster.event_fetch_failed", consumer=consumer, error=str(exc))
+                log.debug("cluster.event_fetch_failed", consumer=consumer, error=repr(exc))
                 await asyncio.sleep(0.5)
                 continue
             for message in messages:
@@ -247,7 +256,7 @@ class NatsEventBus:
     async def _keep_in_progress(self) -> None:
         # Events pulled but not yet handled stay ours: a slow service is not a dead node.
         while True:
-            await asyncio.sleep(ACK_WAIT / 3)
+            await asyncio.sleep(self._ack_wait / 3)
             for queue in list(self._consumers):
                 held = [*queue.messages, *([queue.current] if queue.current else [])]
                 for message in held:

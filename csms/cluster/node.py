@@ -46,6 +46,7 @@ class ClusterNode:
         self.membership: Membership | None = None
         self.presence: ClusterPresence | None = None
         self.locator: ClusterLocator | None = None
+        self._quiet = False
 
     async def connect(self) -> None:
         servers = [s.strip() for s in self.nats_url.split(",")]
@@ -104,6 +105,10 @@ class ClusterNode:
             await self.nc.close()
 
     async def _error(self, exc: Exception) -> None:
+        # While NATS is away every reconnect attempt fails the same way: say it once.
+        if self._quiet:
+            return
+        self._quiet = self.nc is not None and self.nc.is_reconnecting
         log.warning("cluster.nats_error", error=str(exc) or type(exc).__name__)
 
     async def _disconnected(self) -> None:
@@ -111,6 +116,7 @@ class ClusterNode:
 
     async def _reconnected(self) -> None:
         assert self.nc is not None
+        self._quiet = False
         log.info("cluster.nats_reconnected", url=self.nc.connected_url.geturl())
         # What other nodes broadcast while we were away never came: forget everything.
         self.invalidations.forget_everything()

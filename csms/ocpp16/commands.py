@@ -1,11 +1,10 @@
 """Send any central-system-initiated OCPP 1.6 action to a charger and get its answer.
 
 ``CommandService.send`` is the one entry point used by the operator API, the
-CLI and the Smartcar bridge. It finds the charger through a ``Locator``; today
-the locator is this process's connection registry, and because callers only
-see ``send``, a locator that forwards to the process holding the socket (the
-``charge_points.connected_node`` column records which) can be added without
-touching them.
+CLI and the Smartcar bridge. It finds the charger through a ``Locator``: in one
+process that is the OCPP server's connection registry; in a cluster it is
+``csms.cluster.routing.ClusterLocator`` (the local socket, else a NATS request to
+the node holding it). Callers only ever see ``send``.
 
 Raises the ``csms.ocpp16.errors.CommandError`` family.
 """
@@ -101,6 +100,13 @@ def _recordable(action: str, payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+_OUTCOMES = (
+    (NotConnected, "not_connected"),
+    (CommandTimeout, "timeout"),
+    (CallErrorReceived, "call_error"),
+)
+
+
 class CommandService:
     def __init__(
         self,
@@ -142,11 +148,8 @@ class CommandService:
             except ConnectionClosed:
                 raise NotConnected(charge_point_id) from None
         except (NotConnected, CommandTimeout, CallErrorReceived) as exc:
-            outcome = {
-                NotConnected: "not_connected",
-                CommandTimeout: "timeout",
-                CallErrorReceived: "call_error",
-            }[type(exc)]
+            # isinstance, not type(): a cluster's errors subclass these (csms.cluster.errors).
+            outcome = next(name for kind, name in _OUTCOMES if isinstance(exc, kind))
             bound.warning("ocpp.command_failed", outcome=outcome, error=str(exc))
             self._metrics.command_sent(action, outcome)
             await messages.record_command_outcome(
