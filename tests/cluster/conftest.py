@@ -150,7 +150,8 @@ async def three_nodes(
     server.start()
     cluster = Cluster(database_url, server.url, folder)
     try:
-        yield await cluster.start(3)
+        # Pending: the registration tests see an operator's decision cross nodes.
+        yield await cluster.start(3, CSMS_UNKNOWN_CHARGERS="pending", CSMS_SECURITY_PROFILE="0")
     finally:
         await cluster.stop()
         server.close()

@@ -96,3 +96,26 @@ async def test_readyz_metrics_and_logs_name_the_cluster(three_nodes: list[Node])
     async with connect(f"ws://127.0.0.1:{a.ocpp_port}/ocpp/CP-LOGS", subprotocols=["ocpp1.6"]):  # type: ignore[list-item]
         await asyncio.sleep(0.2)
     assert all(e.get("node_id") == a.node_id for e in a.logs())
+
+
+async def test_a_registration_decided_on_one_node_reaches_the_node_holding_the_charger(
+    three_nodes: list[Node], api_token: str
+) -> None:
+    a, b, _ = three_nodes
+    async with ocpp_charger(b.ocpp_port, "CP-DECIDED") as charger:
+        assert (await charger.boot()).status == "Pending"
+        async with httpx.AsyncClient() as client:
+            response = await client.put(
+                f"{a.http}/api/charge-points/CP-DECIDED/registration",
+                json={"status": "Accepted"},
+                headers={"Authorization": f"Bearer {api_token}"},
+            )
+        assert response.status_code == 200
+        # B forgot its cached "Pending" and, holding the socket, asks for a boot at once.
+        async with asyncio.timeout(TIMEOUT):
+            while (
+                "TriggerMessage",
+                {"requested_message": "BootNotification"},
+            ) not in charger.received:
+                await asyncio.sleep(0.05)
+        assert (await charger.boot()).status == "Accepted"
