@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/csms serve
 
-# The dashboard test drives Debian's headless Chromium; installed here when missing.
+# The dashboard test drives Debian's headless Chromium, the cluster test HAProxy; installed here when missing.
 test: $(STAMP)
 	bash scripts/ensure-chromium
+	bash scripts/ensure-haproxy
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
