@@ -1,4 +1,4 @@
-"""``python -m bench [heartbeat|memory|storm|meter_values|scale ...] [--quick] [--profile DIR]``.
+"""``python -m bench [heartbeat|memory|storm|meter_values|scale|cluster ...] [--quick]``.
 
 Runs each scenario against our server, the bare-``ocpp`` reference and the raw
 ``websockets`` ceiling, one server at a time, prints a table per scenario and finally
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import heartbeat, memory, meter_values, scale, storm
+from bench import cluster, heartbeat, memory, meter_values, scale, storm
 from bench.common import Options
 from bench.load import raise_fd_limit
 from bench.report import render
@@ -30,6 +30,7 @@ SCENARIOS: dict[str, Callable[[Options], dict[str, Any]]] = {
     "storm": storm.run,
     "meter_values": meter_values.run,
     "scale": scale.run,
+    "cluster": cluster.run,  # one process vs --workers N, local vs routed commands
 }
 
 

@@ -105,6 +105,10 @@ def render(name: str, results: dict[str, Any]) -> str:
         ]
     elif name == "scale":
         return _render_scale(results)
+    elif name == "cluster":
+        from bench.cluster import render as render_cluster
+
+        return render_cluster(results)
     else:
         return f"== {name}: {results}"
     text = table(title, _rows(results, figures))
