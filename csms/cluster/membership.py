@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import asyncpg
 import structlog
@@ -21,6 +22,7 @@ DbErrors = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _BEAT = """
 INSERT INTO cluster_nodes (node_id, started_at, last_seen_at) VALUES ($1, now(), now())
 ON CONFLICT (node_id) DO UPDATE SET last_seen_at = now()
+RETURNING (xmax = 0) AS inserted
 """
 
 _REAP = """
@@ -46,9 +48,15 @@ class Membership:
     """This node's heartbeat, the reaping of dead nodes, and the count of live ones."""
 
     def __init__(
-        self, pool: asyncpg.Pool, node_id: str, node_timeout: float, interval: float = 1.0
+        self,
+        pool: asyncpg.Pool,
+        node_id: str,
+        node_timeout: float,
+        interval: float = 1.0,
+        on_rejoin: Callable[[], None] | None = None,
     ) -> None:
         self._pool = pool
+        self._on_rejoin = on_rejoin
         self._node_id = node_id
         self._timeout = node_timeout
         self._interval = min(interval, node_timeout / 3)
@@ -67,7 +75,12 @@ class Membership:
             await asyncio.sleep(self._interval)
             beats += 1
             try:
-                await self._pool.execute(_BEAT, self._node_id)
+                if await self._pool.fetchval(_BEAT, self._node_id):
+                    # Reaped while alive (a stall longer than the node timeout): the others
+                    # showed our chargers disconnected, so say again that we hold them.
+                    log.warning("cluster.node_rejoined")
+                    if self._on_rejoin is not None:
+                        self._on_rejoin()
                 if beats % 2 == 0:
                     await self.reap()
             except DbErrors as exc:

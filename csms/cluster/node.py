@@ -71,7 +71,9 @@ class ClusterNode:
         return self.presence
 
     async def join(self, pool: asyncpg.Pool) -> None:
-        self.membership = Membership(pool, self.node_id, self.node_timeout)
+        self.membership = Membership(
+            pool, self.node_id, self.node_timeout, on_rejoin=self._rejoined
+        )
         await self.membership.join()
 
     async def start(self, registry: ConnectionRegistry) -> ClusterLocator:
@@ -103,6 +105,10 @@ class ClusterNode:
             with contextlib.suppress(nats.errors.Error, OSError):
                 await self.nc.flush(timeout=2)
             await self.nc.close()
+
+    def _rejoined(self) -> None:
+        if self.presence is not None:
+            self.presence.reassert()
 
     async def _error(self, exc: Exception) -> None:
         # While NATS is away every reconnect attempt fails the same way: say it once.

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -115,6 +116,22 @@ class ClusterPresence(Presence):
         holding = self.held.pop(charge_point_id, None)
         if holding is not None:
             self._let_go(charge_point_id, holding)
+
+    def reassert(self) -> None:
+        """After this node was reaped alive: mark held chargers connected and ours again."""
+        now = datetime.now(UTC)
+        for charge_point_id, holding in self.held.items():
+            Presence.connected(self, charge_point_id, now)
+            self._spawn(self._reclaim(charge_point_id, holding.epoch))
+
+    async def _reclaim(self, charge_point_id: str, epoch: int) -> None:
+        await self._pool.execute(
+            """UPDATE charger_ownership SET node_id = $3
+               WHERE charge_point_id = $1 AND epoch = $2 AND node_id IS NULL""",
+            charge_point_id,
+            epoch,
+            self.node_id,
+        )
 
     # -- fencing -----------------------------------------------------------------------
 
