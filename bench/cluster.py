@@ -26,12 +26,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import asyncpg
 import httpx
 
 from bench.common import Options, identities
 from bench.load import LoadClient, merge, percentiles_ms
 from bench.report import _cell  # the same number formatting as the other tables
-from bench.servers import ROOT, free_port
+from bench.servers import ROOT, _with_database, free_port
 
 HEARTBEAT_CONNECTIONS = 1000
 COMMANDS = 200
@@ -59,7 +60,10 @@ class Node:
         )
         if "CSMS_DATABASE_URL" not in self._env:
             assert options.database is not None
-            self._env["CSMS_DATABASE_URL"] = options.database.fresh()
+            # Its own database: a bench of the other scenarios may recreate csms_bench.
+            self._env["CSMS_DATABASE_URL"] = options.database.fresh(
+                f"csms_bench_cluster_{os.getpid()}"
+            )
         self._log_dir = options.log_dir or Path(tempfile.gettempdir())
         self._log: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -89,10 +93,15 @@ class Node:
     def _ready_workers(self) -> int:
         if self.workers == 1:
             return 1
-        assert self._log is not None
-        self._log.flush()
-        text = Path(self._log.name).read_text(errors="replace")
-        return text.count('"csms.started"')
+
+        async def count() -> int:
+            connection = await asyncpg.connect(self.dsn)
+            try:
+                return int(await connection.fetchval("SELECT count(*) FROM cluster_nodes"))
+            finally:
+                await connection.close()
+
+        return asyncio.run(count())
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the process and its (live) workers."""
@@ -147,7 +156,27 @@ def run(options: Options) -> dict[str, Any]:
     results["heartbeat_connections"] = HEARTBEAT_CONNECTIONS
     results["storm_chargers"] = storm_chargers
     results["commands"] = _commands(options, 50 if quick else COMMANDS)
+    _drop_database(options)
     return results
+
+
+def _database_name() -> str:
+    # Its own database: a bench of the other scenarios may recreate csms_bench meanwhile.
+    return f"csms_bench_cluster_{os.getpid()}"
+
+
+def _drop_database(options: Options) -> None:
+    assert options.database is not None
+    dsn = options.database.fresh(_database_name())
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(_with_database(dsn, "postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{_database_name()}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(drop())
 
 
 @contextlib.contextmanager
@@ -259,8 +288,6 @@ async def _round_trips(holder: Node, asked: Node, count: int) -> dict[str, Any]:
 
 
 async def _operator_token(dsn: str) -> str:
-    import asyncpg
-
     from csms.db import operator_tokens
 
     connection = await asyncpg.connect(dsn)

@@ -67,13 +67,13 @@ class Database:
             self._admin_dsn = embedded.start()
             self._embedded, self.kind = embedded, "embedded"
 
-    def fresh(self) -> str:
-        """Drop and recreate the bench database; return its DSN."""
+    def fresh(self, name: str = BENCH_DATABASE) -> str:
+        """Drop and recreate the bench database (or ``name``); return its DSN."""
         assert self._admin_dsn is not None
-        asyncio.run(_recreate(self._admin_dsn, BENCH_DATABASE))
+        asyncio.run(_recreate(self._admin_dsn, name))
         if self._embedded is not None:
-            return str(self._embedded.dsn_for(BENCH_DATABASE))  # type: ignore[attr-defined]
-        return _with_database(self._admin_dsn, BENCH_DATABASE)
+            return str(self._embedded.dsn_for(name))  # type: ignore[attr-defined]
+        return _with_database(self._admin_dsn, name)
 
     def close(self) -> None:
         if self._embedded is not None:
