@@ -292,7 +292,7 @@ async def _operator_token(dsn: str) -> str:
 
     connection = await asyncpg.connect(dsn)
     try:
-        return await operator_tokens.create(connection, "bench")
+        return await operator_tokens.create(connection, f"bench-{time.monotonic_ns()}")
     finally:
         await connection.close()
 
