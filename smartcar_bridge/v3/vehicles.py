@@ -196,13 +196,13 @@ class V3Vehicles:
         )
         intervals = iter(choices.POLL_INTERVALS)
         while result.state == "running":
-            delay = next(intervals, choices.POLL_INTERVALS[-1])
-            if result.id is None or self._monotonic() + delay > deadline:
+            remaining = deadline - self._monotonic()
+            if result.id is None or remaining <= 0:
                 raise CommandTimeout(
                     f"{name} still {result.status} after {self._command_timeout:.0f} s",
                     request_id=result.meta.request_id,
                 )
-            await self._sleep(delay)
+            await self._sleep(min(next(intervals, choices.POLL_INTERVALS[-1]), remaining))
             result = await self._with(vehicle, self._poll(result.id))
         if result.error is not None:
             raise result.error
