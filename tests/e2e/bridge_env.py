@@ -5,7 +5,7 @@ Every test module that uses ``bridge_env`` / ``one_car_linked`` runs twice: agai
 Smartcar Vehicles API v3 (the default; the fake's v2.0 is retired then, so nothing can
 lean on it) and against v2.0. That is decided here, in ``pytest_generate_tests`` and the
 ``smartcar_api_version`` fixture (imported by ``tests/e2e/conftest.py``); a test reads the
-version as ``env.api_version``.
+version as ``env.api_version``, and ``@pytest.mark.smartcar_api("3")`` narrows it.
 """
 
 from __future__ import annotations
@@ -47,11 +47,20 @@ def _uses_bridge_env(module: object) -> bool:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "smartcar_api(*versions): run this bridge test only with these API versions"
+    )
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrise every test of a module that builds a bridge env over both API versions."""
+    """Parametrise every test of a module that builds a bridge env over both API versions
+    (or over those a ``@pytest.mark.smartcar_api("2")`` marker names)."""
     if "smartcar_api_version" in metafunc.fixturenames and _uses_bridge_env(metafunc.module):
+        marker = metafunc.definition.get_closest_marker("smartcar_api")
+        versions = tuple(marker.args) if marker is not None else API_VERSIONS
         metafunc.parametrize(
-            "smartcar_api_version", API_VERSIONS, indirect=True, ids=lambda v: f"smartcar-v{v}"
+            "smartcar_api_version", versions, indirect=True, ids=lambda v: f"smartcar-v{v}"
         )
 
 
