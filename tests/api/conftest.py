@@ -27,6 +27,9 @@ async def api_system(settings: Settings, db: asyncpg.Connection) -> AsyncIterato
         api_url=UNREACHABLE,
         auth_url=UNREACHABLE,
         connect_url=UNREACHABLE,
+        v3_api_url=UNREACHABLE,
+        management_api_url=UNREACHABLE,
+        iam_url=UNREACHABLE,
     )
     central = CentralSystem(replace(settings, bridge=bridge))
     await central.start()
