@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulators.smartcar_fake import (
     routes_admin,
+    routes_admin_v3,
     routes_management,
     routes_oauth,
     routes_v3,
@@ -79,6 +80,7 @@ def create_app(fake: FakeSmartcar) -> ASGIApp:
     app.include_router(routes_v3.iam_router)
     app.include_router(routes_v3.router)
     app.include_router(routes_management.router)
+    app.include_router(routes_admin_v3.router)
 
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> Response:

@@ -257,3 +257,17 @@ async def test_retired_v2_answers_resource_not_found_version_on_every_path(
         answer = await client.request(method, f"{running.api_url}{path}", headers=headers)
         assert answer.status_code == 404, path
         assert (answer.json()["type"], answer.json()["code"]) == ("RESOURCE_NOT_FOUND", "VERSION")
+
+
+async def test_v3_knobs_are_reachable_over_http_for_a_fake_in_its_own_process(
+    client: httpx.AsyncClient, running: RunningFake
+) -> None:
+    url = f"{running.base_url}/_fake/v3"
+    answer = await client.post(url, json={"v2_retired": True, "command_mode": "pending"})
+    assert answer.status_code == 200 and answer.json()["command_mode"] == "pending"
+    assert running.fake.v3.v2_retired
+    bad = await client.post(url, json={"execution_failures": ["NOT_A_TYPE:X"]})
+    assert bad.status_code == 422
+    await app_token(client, running)
+    expired = await client.post(f"{url}/expire_app_tokens")
+    assert expired.json() == {"expired": 1}
