@@ -15,7 +15,10 @@ import asyncpg
 import structlog
 
 from smartcar_bridge.errors import (
+    ApiVersionRetired,
+    CompatibilityError,
     ReauthRequired,
+    ResourceNotFoundError,
     SmartcarError,
     SmartcarResponseError,
     error_from_response,
@@ -117,8 +120,8 @@ class V3Vehicles:
         vehicle_id = vehicle.smartcar_vehicle_id
         return await self.tokens.with_token(lambda token: call(token, user_id, vehicle_id))
 
-    # Reads (§14.3): one signal by code where one is enough; the whole list (one call per
-    # page) where a reading needs several, rather than several single calls per vehicle.
+    # Reads (§14.3): signals by code, one call each. The whole list costs one call per page
+    # of 10 (a car may report ~95 signals) and is read only once, when the car is linked.
 
     async def _signal(self, vehicle: LinkedVehicle, code: str) -> dict[str, Signal]:
         found = await self._with(vehicle, lambda t, u, v: self.client.signal(t, u, v, code))
@@ -128,14 +131,20 @@ class V3Vehicles:
             raise error_from_response(status, {"errors": [found.error]})
         return {code: found}
 
-    async def _all_signals(self, vehicle: LinkedVehicle) -> dict[str, Signal]:
-        return await self._with(vehicle, self.client.signals)
-
     async def battery(self, vehicle: LinkedVehicle) -> Battery:
         return _parsed(parse.battery, await self._signal(vehicle, choices.SOC))
 
     async def charge_status(self, vehicle: LinkedVehicle) -> ChargeStatus:
-        return _parsed(parse.charge_status, await self._all_signals(vehicle))
+        # Sequential on purpose: a failed first read must not leave a second one in flight.
+        signals = await self._signal(vehicle, choices.IS_CHARGING)
+        try:
+            signals.update(await self._signal(vehicle, choices.CABLE_CONNECTED))
+        except (CompatibilityError, ResourceNotFoundError, SmartcarResponseError) as exc:
+            if isinstance(exc, ApiVersionRetired):
+                raise
+            # The car cannot report its cable (§14.3: support varies a lot by make):
+            # parse.charge_status infers it from charging.
+        return _parsed(parse.charge_status, signals)
 
     async def location(self, vehicle: LinkedVehicle) -> Location:
         return _parsed(parse.location, await self._signal(vehicle, choices.LOCATION))
