@@ -28,6 +28,9 @@ log = structlog.get_logger()
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 DEFAULT_MARGIN = timedelta(minutes=5)
+# After iam refused the secret, answer every caller with that refusal for this long instead
+# of asking again on each vehicle call (the fix is the operator's, in the Dashboard).
+DEFAULT_REFUSAL_HOLD = timedelta(seconds=60)
 
 
 def utc_now() -> datetime:
@@ -112,6 +115,7 @@ class AppTokens:
         clock: Clock = utc_now,
         *,
         margin: timedelta = DEFAULT_MARGIN,
+        refusal_hold: timedelta = DEFAULT_REFUSAL_HOLD,
     ) -> None:
         self._fetch = fetch
         self._cache = cache
@@ -120,6 +124,8 @@ class AppTokens:
         self._margin = margin
         self._lock = asyncio.Lock()
         self._current: CachedToken | None = None
+        self._refusal_hold = refusal_hold
+        self._refused: tuple[AppCredentialsRefused, datetime] | None = None
 
     async def token(self) -> str:
         """A token valid for at least the margin (a quarter of its life for short ones)."""
@@ -159,9 +165,12 @@ class AppTokens:
         return token.expires_at - margin > self._clock()
 
     async def _renew(self) -> str:
+        if self._refused is not None and self._clock() < self._refused[1]:
+            raise self._refused[0]
         try:
             fetched = await self._fetch()
         except AppCredentialsRefused as exc:
+            self._refused = (exc, self._clock() + self._refusal_hold)
             log.error(
                 "bridge.app_token_refused",
                 error=exc.error,
@@ -170,6 +179,7 @@ class AppTokens:
                 "and set SMARTCAR_CLIENT_SECRET",
             )
             raise
+        self._refused = None
         token = CachedToken(fetched.access_token, fetched.expires_at, fetched.issued_at)
         self._current = token
         await self._cache.put(self._key, token)

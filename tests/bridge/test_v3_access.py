@@ -94,6 +94,8 @@ async def env(pool: asyncpg.Pool, db: asyncpg.Connection) -> AsyncIterator[V3Env
         async with httpx.AsyncClient() as browser:
             params = await authorize_code(browser, running, vehicle.vin)
         account = await db.fetchval("INSERT INTO accounts (name) VALUES ('Fleet') RETURNING id")
+        # Not among the tables tests/conftest.py empties; a reused port would find a token.
+        await db.execute("DELETE FROM smartcar_app_tokens")
         store = TokenStore(pool, TokenCipher(SECRET_KEY), client, clock)
         link_id = await store.save_link(
             account, params["user_id"], None, ["control_charge"], sc_user_id=params["user_id"]
@@ -170,9 +172,14 @@ async def test_refused_secret_is_logged_with_a_hint_and_reads_answer_none(env: V
         with pytest.raises(AppCredentialsRefused):
             await env.tokens.token()
     refused = [e for e in logs if e["event"] == "bridge.app_token_refused"]
-    assert refused and "API Credentials" in refused[0]["hint"]
+    assert len(refused) == 1 and "API Credentials" in refused[0]["hint"]
     assert all("rotated" not in str(e) for e in logs)  # the secret never reaches a log
-    assert env.running.fake.v3.token_requests == 2  # not retried: user action needed
+    # Not asked again on every call: the refusal holds for a minute.
+    assert env.running.fake.v3.token_requests == 1
+    env.running.fake.v3.client_secret = env.running.fake.config.client_secret  # fixed
+    env.clock.offset = timedelta(seconds=61)
+    assert await env.access.battery(env.car, LOG) is not None
+    assert env.running.fake.v3.token_requests == 2
 
 
 async def test_start_is_sent_and_confirmed_by_the_cars_charging_signal(env: V3Env) -> None:

@@ -127,3 +127,15 @@ def test_executions_are_running_until_a_final_status_and_failures_carry_their_er
     assert isinstance(upstream.error, UpstreamError) and upstream.error.retryable
     bare = parse.execution(body({"value": "FAILURE"}), META)
     assert bare.error is not None and bare.error.type == "COMMAND_FAILED"
+
+
+def test_v3_metric_endpoints_carry_no_ids() -> None:
+    from csms.metrics import smartcar_endpoint
+
+    assert smartcar_endpoint("/v3/vehicles/v-1/commands/exec_9f") == (
+        "/v3/vehicles/{id}/commands/{execution_id}"
+    )
+    assert smartcar_endpoint("/v3/connections/v-1") == "/v3/connections/{id}"
+    assert smartcar_endpoint("/management/v3/subscriptions/s-1") == (
+        "/management/v3/subscriptions/{id}"
+    )
