@@ -48,13 +48,14 @@ class Signal:
     error: Mapping[str, Any] | None
     oem_updated_at: datetime | None
     retrieved_at: datetime | None
+    request: Meta | None = None  # the response it came in: request id, when we got it
 
     @property
     def value(self) -> Any:
         return self.body.get("value")
 
 
-def signal(raw: Body) -> Signal:
+def signal(raw: Body, request: Meta | None = None) -> Signal:
     raw = _resource(raw)
     attributes = raw.get("attributes") if isinstance(raw.get("attributes"), Mapping) else raw
     status = attributes.get("status") or {}
@@ -70,16 +71,17 @@ def signal(raw: Body) -> Signal:
         error=status.get("error") if isinstance(status, Mapping) else None,
         oem_updated_at=choices.moment(meta.get("oemUpdatedAt")),
         retrieved_at=choices.moment(meta.get("retrievedAt") or meta.get("fetchedAt")),
+        request=request,
     )
 
 
 def signal_page(body: Body, meta: Meta) -> tuple[list[Signal], Body]:
     """One page of ``GET /signals``: its signals, and the body for ``choices.next_url``."""
-    return [signal(item) for item in body["data"]], body
+    return [signal(item, meta) for item in body["data"]], body
 
 
 def one_signal(body: Body, meta: Meta) -> Signal:
-    return signal(body)
+    return signal(body, meta)
 
 
 @dataclass(slots=True, frozen=True)
@@ -196,7 +198,8 @@ def _meta(meta: Meta, found: Signal | None) -> Meta:
     # The car's own timestamp plays the part of v2.0's SC-Data-Age.
     if found is None:
         return meta
-    return Meta(meta.request_id, meta.received_at, found.oem_updated_at, found.retrieved_at)
+    request = found.request or meta
+    return Meta(request.request_id, request.received_at, found.oem_updated_at, found.retrieved_at)
 
 
 def _number(value: Any) -> float:
