@@ -202,7 +202,7 @@ class CentralSystem:
             self.events,
             self.commands,
             self.ocpp.guard,
-            lambda charge_point_id: self.ocpp.find(charge_point_id) is not None,
+            self.connected_anywhere,
             self.clock,
         )
         self.security.start()
@@ -297,6 +297,12 @@ class CentralSystem:
             # Ask it to boot again rather than wait up to its boot retry interval.
             self._spawn(self._trigger_boot(charge_point_id))
         return True
+
+    def connected_anywhere(self, charge_point_id: str) -> bool:
+        """Connected to this process, or (in a cluster) to any live node."""
+        if self.cluster is not None:
+            return self.cluster.connected_anywhere(charge_point_id)
+        return self.ocpp.find(charge_point_id) is not None
 
     async def _registration_changed_elsewhere(self, charge_point_id: str | None) -> None:
         # Another node changed it: reload, and if we hold an accepted charger, reboot it.

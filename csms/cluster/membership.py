@@ -62,6 +62,7 @@ class Membership:
         self._interval = min(interval, node_timeout / 3)
         self._task: asyncio.Task[None] | None = None
         self.live_nodes = 1
+        self.live: set[str] | None = None  # ids of the nodes alive at the last reap
 
     async def join(self) -> None:
         """Beat once before any charger is taken, then keep beating."""
@@ -91,11 +92,13 @@ class Membership:
         assert row is not None
         if row["dead"] or row["lapsed"]:
             log.warning("cluster.nodes_lapsed", nodes=row["dead"] or [], chargers=row["lapsed"])
-        self.live_nodes = await self._pool.fetchval(
-            """SELECT count(*) FROM cluster_nodes
+        rows = await self._pool.fetch(
+            """SELECT node_id FROM cluster_nodes
                WHERE last_seen_at >= now() - make_interval(secs => $1)""",
             self._timeout,
         )
+        self.live = {r["node_id"] for r in rows}
+        self.live_nodes = len(self.live)
 
     async def leave(self) -> None:
         if self._task is not None:

@@ -80,10 +80,19 @@ class ClusterNode:
         """Own chargers connecting to ``registry``; return the command locator."""
         assert self.nc is not None and self.presence is not None
         self.locator = ClusterLocator(registry, self.presence, self.nc)
-        await self.presence.attach(self.nc, registry, self.locator.on_command)
+        membership = self.membership
+        await self.presence.attach(
+            self.nc,
+            registry,
+            self.locator.on_command,
+            lambda: membership.live if membership is not None else None,
+        )
         await self.invalidations.start(self.nc)
         await self.events.start(self.nc)
         return self.locator
+
+    def connected_anywhere(self, charge_point_id: str) -> bool:
+        return self.presence is not None and self.presence.connected_anywhere(charge_point_id)
 
     @property
     def connected(self) -> bool:

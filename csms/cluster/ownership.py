@@ -86,6 +86,9 @@ class ClusterPresence(Presence):
         super().__init__(pool, node_id, interval)
         self.node_id = node_id
         self.held: dict[str, Holding] = {}
+        # Chargers other nodes announced holding: (node, epoch), for "connected anywhere".
+        self.elsewhere: dict[str, tuple[str, int]] = {}
+        self._live_nodes: Any = lambda: None
         self._claims: dict[str, list[asyncio.Future[int]]] = {}
         self._releases: list[tuple[str, int]] = []
         self._wake = asyncio.Event()
@@ -95,10 +98,20 @@ class ClusterPresence(Presence):
         self._registry: ConnectionRegistry | None = None
         self._on_command: Any = None
 
-    async def attach(self, nc: Client, registry: ConnectionRegistry, on_command: Any) -> None:
-        """Start owning: ``on_command(msg)`` answers requests on held chargers' subjects."""
+    async def attach(
+        self, nc: Client, registry: ConnectionRegistry, on_command: Any, live_nodes: Any
+    ) -> None:
+        """Start owning: ``on_command(msg)`` answers requests on held chargers' subjects;
+        ``live_nodes()`` is the set of nodes alive (None: not known yet)."""
         self._nc, self._registry, self._on_command = nc, registry, on_command
+        self._live_nodes = live_nodes
         await nc.subscribe(f"{OWNERS}.>", cb=self._announced)
+        # What was announced before we subscribed: the ownerships on record.
+        for row in await self._pool.fetch(
+            "SELECT charge_point_id, node_id, epoch FROM charger_ownership WHERE node_id <> $1",
+            self.node_id,
+        ):
+            self.elsewhere.setdefault(row["charge_point_id"], (row["node_id"], row["epoch"]))
         self._owned.append(asyncio.create_task(self._claim_loop(), name="cluster-claims"))
         self._owned.append(asyncio.create_task(self._recheck_loop(), name="cluster-recheck"))
 
@@ -132,6 +145,16 @@ class ClusterPresence(Presence):
             epoch,
             self.node_id,
         )
+
+    def connected_anywhere(self, charge_point_id: str) -> bool:
+        """Held here, or announced by a node that is alive and has not let it go."""
+        if self._registry is not None and self._registry.find(charge_point_id) is not None:
+            return True
+        owner = self.elsewhere.get(charge_point_id)
+        if owner is None:
+            return False
+        live = self._live_nodes()
+        return live is None or owner[0] in live
 
     # -- fencing -----------------------------------------------------------------------
 
@@ -181,6 +204,9 @@ class ClusterPresence(Presence):
     def _let_go(self, charge_point_id: str, holding: Holding) -> None:
         self._releases.append((charge_point_id, holding.epoch))
         self._wake.set()
+        if self._nc is not None:
+            body = {"node": self.node_id, "epoch": holding.epoch, "released": True}
+            self._spawn(self._nc.publish(owner_subject(charge_point_id), json.dumps(body).encode()))
         if holding.subscription is not None:
             self._spawn(_unsubscribe(holding.subscription))
 
@@ -204,9 +230,17 @@ class ClusterPresence(Presence):
             node, epoch = str(body["node"]), int(body["epoch"])
         except (ValueError, KeyError, TypeError):
             return
-        if node == self.node_id:
-            return
         charge_point_id = charger_from_token(message.subject.split(".", 2)[2])
+        if node == self.node_id:
+            self.elsewhere.pop(charge_point_id, None)
+            return
+        known = self.elsewhere.get(charge_point_id)
+        if body.get("released"):
+            if known == (node, epoch):
+                del self.elsewhere[charge_point_id]
+            return
+        if known is None or known[1] < epoch:
+            self.elsewhere[charge_point_id] = (node, epoch)
         holding = self.held.get(charge_point_id)
         if holding is not None and holding.epoch < epoch:
             self._replace(charge_point_id, holding, node)

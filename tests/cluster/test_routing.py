@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from typing import Any
 
 import asyncpg
 import httpx
+from ocpp.routing import on
+from ocpp.v16 import call_result
 from websockets.asyncio.client import connect
 
 from tests.cluster.conftest import Node, command
 from tests.conftest import TIMEOUT
-from tests.ocpp_client import ocpp_charger
+from tests.ocpp_client import TestCharger, ocpp_charger
 
 
 async def test_command_to_a_charger_held_by_another_node_is_answered(
@@ -119,3 +123,37 @@ async def test_a_registration_decided_on_one_node_reaches_the_node_holding_the_c
             ) not in charger.received:
                 await asyncio.sleep(0.05)
         assert (await charger.boot()).status == "Accepted"
+
+
+class _KeyTakingCharger(TestCharger):
+    @on("ChangeConfiguration")
+    async def on_change_configuration(self, **payload: Any) -> Any:
+        answer = call_result.ChangeConfiguration(status="Accepted")
+        return await self._answer("ChangeConfiguration", payload, answer)
+
+
+async def test_a_password_rotated_from_any_node_reaches_a_charger_held_by_another(
+    three_nodes: list[Node], api_token: str
+) -> None:
+    a, _, c = three_nodes
+    url = f"ws://127.0.0.1:{a.ocpp_port}/ocpp/CP-ROTATE"
+    async with connect(url, subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        charger = _KeyTakingCharger("CP-ROTATE", ws)
+        serving = asyncio.create_task(charger.start())
+        try:
+            await charger.boot()
+            async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+                response = await client.post(
+                    f"{c.http}/api/charge-points/CP-ROTATE/security/password",
+                    json={},
+                    headers={"Authorization": f"Bearer {api_token}"},
+                )
+            assert response.status_code == 200, response.text
+            password = response.json()["password"]
+            assert charger.received == [
+                ("ChangeConfiguration", {"key": "AuthorizationKey", "value": password})
+            ]
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
