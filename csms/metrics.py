@@ -231,10 +231,10 @@ class Metrics:
         child.inc()
 
     def command_sent(self, action: str, outcome: str) -> None:
-        """A command finished: ``answered``, ``call_error``, ``timeout`` or ``not_connected``."""
+        """A command finished: ``answered`` or a ``CommandError.outcome``."""
         action = action_label(action)
         self.commands.labels(action, outcome).inc()
-        if outcome != "not_connected":  # only then did a CALL go out on the wire
+        if outcome not in ("not_connected", "queue_timeout"):  # a CALL went out on the wire
             calls_out = self.traffic.calls_out
             calls_out[action] = calls_out.get(action, 0) + 1
 

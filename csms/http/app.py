@@ -5,24 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Body, FastAPI, Query
+from fastapi import APIRouter, Body, FastAPI
 from fastapi.responses import JSONResponse
 
 from csms.http import (
     dashboard,
     routes_charge_points,
+    routes_commands,
     routes_id_tags,
     routes_ops,
     routes_transactions,
 )
 from csms.http.auth import BearerAuth
 from csms.http.problems import install_problem_handlers
-from csms.ocpp16.errors import (
-    CallErrorReceived,
-    CommandTimeout,
-    InvalidCommand,
-    NotConnected,
-)
 
 if TYPE_CHECKING:
     from csms.app import CentralSystem
@@ -40,25 +35,6 @@ def create_app(system: CentralSystem, routers: Sequence[APIRouter] = ()) -> Fast
         status = 200 if all(checks.values()) else 503
         return JSONResponse({"status": "ok" if status == 200 else "unavailable", **checks}, status)
 
-    @app.post("/api/charge-points/{charge_point_id}/commands/{action}")
-    async def send_command(
-        charge_point_id: str,
-        action: str,
-        payload: dict[str, Any] = Body(default_factory=dict),  # noqa: B008
-        timeout: float | None = Query(default=None, gt=0, le=600),
-    ) -> JSONResponse:
-        try:
-            response = await system.commands.send(charge_point_id, action, payload, timeout=timeout)
-        except InvalidCommand as exc:
-            return _problem(422, "Invalid command", str(exc), field=exc.field)
-        except NotConnected as exc:
-            return _problem(409, "Charge point not connected", str(exc))
-        except CommandTimeout as exc:
-            return _problem(504, "No answer from the charge point", str(exc))
-        except CallErrorReceived as exc:
-            return _problem(502, "The charge point answered with an error", str(exc), code=exc.code)
-        return JSONResponse(response)
-
     @app.put("/api/charge-points/{charge_point_id}/registration")
     async def set_registration(
         charge_point_id: str,
@@ -71,7 +47,7 @@ def create_app(system: CentralSystem, routers: Sequence[APIRouter] = ()) -> Fast
             return _problem(404, "Unknown charge point", f"{charge_point_id!r} was never seen")
         return JSONResponse({"charge_point_id": charge_point_id, "registration_status": status})
 
-    for module in (routes_charge_points, routes_transactions, routes_id_tags):
+    for module in (routes_charge_points, routes_commands, routes_transactions, routes_id_tags):
         app.include_router(module.create_router(system))
     app.include_router(routes_ops.create_router(system))  # /metrics, /readyz: open
     app.include_router(dashboard.create_page_router())  # the static page: open

@@ -14,7 +14,7 @@ from csms.db import listings, operator_actions
 from csms.domain.authorization import IdTagRecord, id_tag_info
 from csms.http.paging import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor, jsonable
 from csms.http.problems import command_problem, problem
-from csms.ocpp16.errors import CommandError
+from csms.ocpp16.errors import CallErrorReceived, CommandError
 
 if TYPE_CHECKING:
     from csms.app import CentralSystem
@@ -119,6 +119,15 @@ def create_router(system: CentralSystem) -> APIRouter:
         _log_change(request, "deleted", {"id_tag": id_tag})
         return Response(status_code=204)
 
+    async def _charger_list_version(charge_point_id: str, timeout: float | None) -> int | None:
+        try:
+            answer = await system.commands.send(
+                charge_point_id, "GetLocalListVersion", {}, timeout=timeout
+            )
+        except CallErrorReceived:
+            return None  # firmware without GetLocalListVersion: our own record decides
+        return int(answer["listVersion"])
+
     @router.post("/api/charge-points/{charge_point_id}/local-list")
     async def send_local_list(
         request: Request,
@@ -134,10 +143,17 @@ def create_router(system: CentralSystem) -> APIRouter:
                 continue
             record = IdTagRecord(tag, row["status"], row["expiry_date"], row["parent_id_tag"])
             entries.append({"idTag": tag, "idTagInfo": id_tag_info(record, now)})
-        version = await operator_actions.next_local_list_version(system.pool)
-        # OCPP 1.6 §5.15: a Full update replaces the charger's list with exactly this one.
-        payload = {"listVersion": version, "updateType": "Full", "localAuthorizationList": entries}
         try:
+            # The version continues from the charger's own (1.6 §5.10), not from 1.
+            version = await operator_actions.next_local_list_version(
+                system.pool, charge_point_id, await _charger_list_version(charge_point_id, timeout)
+            )
+            # OCPP 1.6 §5.15: a Full update replaces the charger's list with exactly this one.
+            payload = {
+                "listVersion": version,
+                "updateType": "Full",
+                "localAuthorizationList": entries,
+            }
             answer = await system.commands.send(
                 charge_point_id, "SendLocalList", payload, timeout=timeout
             )

@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 
 from csms.db import security as db
 from csms.domain import registration
-from csms.ocpp16.errors import CallErrorReceived, CommandTimeout, NotConnected
+from csms.http.problems import command_problem
+from csms.ocpp16.errors import CommandError
 from csms.security.profiles import DowngradeRefused
 from csms.security.rotation import ChargerRefused, UnknownChargePoint
 
@@ -94,10 +95,8 @@ def create_router(system: CentralSystem) -> APIRouter:
 _MAPPED = (
     UnknownChargePoint,
     DowngradeRefused,
-    NotConnected,
     ChargerRefused,
-    CommandTimeout,
-    CallErrorReceived,
+    CommandError,
 )
 
 
@@ -106,14 +105,10 @@ def _error(exc: Exception) -> JSONResponse:
         return _problem(404, "Unknown charge point", str(exc))
     if isinstance(exc, DowngradeRefused):
         return _problem(409, "Downgrade refused", str(exc))
-    if isinstance(exc, NotConnected):
-        return _problem(409, "Charge point not connected", str(exc))
     if isinstance(exc, ChargerRefused):
         return _problem(409, "The charge point refused the change", str(exc), status=exc.status)
-    if isinstance(exc, CommandTimeout):
-        return _problem(504, "No answer from the charge point", str(exc))
-    if isinstance(exc, CallErrorReceived):
-        return _problem(502, "The charge point answered with an error", str(exc), code=exc.code)
+    if isinstance(exc, CommandError):
+        return command_problem(exc)  # the one mapping every sending route uses
     raise exc  # not reached: _MAPPED lists what is handled above
 
 

@@ -1,0 +1,64 @@
+"""Pure: is an energy register reading consistent with the others of its transaction?
+
+A register only goes up. Readings are compared within one transaction and in the
+order of their timestamps, not of their arrival: a MeterValues delivered late (a
+charger emptying its offline queue) is judged against the readings of its own
+transaction around the time it was taken, never against the next transaction's.
+Only the latest ``window`` readings per transaction are kept, so memory stays bounded
+for a long session; an older late reading is checked against the oldest one kept.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(slots=True, frozen=True)
+class Backwards:
+    """A reading that contradicts a neighbour: ``other_wh`` at ``other_at``."""
+
+    energy_wh: float
+    at: datetime
+    other_wh: float
+    other_at: datetime
+
+
+class RegisterReadings:
+    """Energy register readings of each open transaction, ordered by timestamp."""
+
+    __slots__ = ("_by_transaction", "_window")
+
+    def __init__(self, window: int = 16) -> None:
+        self._window = window
+        self._by_transaction: dict[int, list[tuple[datetime, float]]] = {}
+
+    def add(self, transaction_id: int, at: datetime, energy_wh: float) -> Backwards | None:
+        """Record a reading; return the neighbour it contradicts, if it does."""
+        readings = self._by_transaction.setdefault(transaction_id, [])
+        index = bisect.bisect_left(readings, (at, energy_wh))
+        found = None
+        # The latest reading before it must not be higher...
+        before = index - 1
+        while before >= 0 and readings[before][0] == at:
+            before -= 1
+        if before >= 0 and readings[before][1] > energy_wh:
+            found = Backwards(energy_wh, at, readings[before][1], readings[before][0])
+        # ...and the earliest one after it must not be lower.
+        after = index
+        while after < len(readings) and readings[after][0] == at:
+            after += 1
+        if found is None and after < len(readings) and readings[after][1] < energy_wh:
+            found = Backwards(energy_wh, at, readings[after][1], readings[after][0])
+        readings.insert(index, (at, energy_wh))
+        if len(readings) > self._window:
+            del readings[0]
+        return found
+
+    def forget(self, transaction_id: int) -> None:
+        """The transaction ended: its readings are no longer needed."""
+        self._by_transaction.pop(transaction_id, None)
+
+    def __len__(self) -> int:
+        return len(self._by_transaction)
