@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import OccurenceConstraintViolationError, OCPPError
 
 from csms.ocpp16.validation import schema_for, validate_response
 from csms.ocppj.errors import InvalidResponse
@@ -22,9 +22,11 @@ def check_response(action: str, payload: dict[str, Any], deviations: list[str]) 
         return validate_response(action, payload, deviations)
     except OCPPError as exc:
         details = exc.details if isinstance(exc.details, dict) else {}
-        field = details.get("field") or missing_field(
-            schema_for(f"{action}Response", relaxed=True), payload
-        )
+        field = details.get("field")
+        if isinstance(exc, OccurenceConstraintViolationError):
+            # The schema error names the object; the operator needs the missing property.
+            schema = schema_for(f"{action}Response", relaxed=True)
+            field = missing_field(schema, payload) or field
         raise InvalidResponse(action, exc.description or "invalid", field, payload) from None
 
 
