@@ -37,20 +37,15 @@ class RegisterReadings:
     def add(self, transaction_id: int, at: datetime, energy_wh: float) -> Backwards | None:
         """Record a reading; return the neighbour it contradicts, if it does."""
         readings = self._by_transaction.setdefault(transaction_id, [])
-        index = bisect.bisect_left(readings, (at, energy_wh))
+        # After every reading with the same timestamp: among equals, arrival order decides.
+        index = bisect.bisect_right(readings, at, key=lambda reading: reading[0])
         found = None
-        # The latest reading before it must not be higher...
-        before = index - 1
-        while before >= 0 and readings[before][0] == at:
-            before -= 1
-        if before >= 0 and readings[before][1] > energy_wh:
-            found = Backwards(energy_wh, at, readings[before][1], readings[before][0])
-        # ...and the earliest one after it must not be lower.
-        after = index
-        while after < len(readings) and readings[after][0] == at:
-            after += 1
-        if found is None and after < len(readings) and readings[after][1] < energy_wh:
-            found = Backwards(energy_wh, at, readings[after][1], readings[after][0])
+        if index > 0 and readings[index - 1][1] > energy_wh:
+            # The latest reading before it is higher: the register went backwards...
+            found = Backwards(energy_wh, at, readings[index - 1][1], readings[index - 1][0])
+        elif index < len(readings) and readings[index][1] < energy_wh:
+            # ...or the earliest one after it is lower.
+            found = Backwards(energy_wh, at, readings[index][1], readings[index][0])
         readings.insert(index, (at, energy_wh))
         if len(readings) > self._window:
             del readings[0]

@@ -52,3 +52,10 @@ def test_forgotten_transactions_hold_no_memory_and_the_window_is_bounded() -> No
     assert readings.add(7, at(1), 800) is not None
     readings.forget(7)
     assert len(readings) == 0
+
+
+def test_same_timestamp_readings_are_taken_in_arrival_order() -> None:
+    readings = RegisterReadings()
+    readings.add(1, at(1), 6000)
+    assert readings.add(1, at(1), 6000) is None
+    assert readings.add(1, at(1), 100) is not None
