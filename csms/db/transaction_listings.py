@@ -17,7 +17,7 @@ _TRANSACTION = """
     SELECT t.id, t.charge_point_id, t.connector_id, t.id_tag, t.id_tag_status,
            t.reservation_id, t.meter_start_wh, t.meter_stop_wh, t.start_timestamp,
            t.stop_timestamp, t.stop_reason, t.stop_id_tag, t.meter_anomaly, t.clock_suspect,
-           t.stop_received_at IS NULL AS active
+           t.closed_by_central_system, t.superseded_by, t.stop_received_at IS NULL AS active
     FROM transactions t
 """
 
