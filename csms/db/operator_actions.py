@@ -62,7 +62,7 @@ async def set_id_tag_expiry(
 
 
 async def delete_id_tag(pool: asyncpg.Pool, id_tag: str) -> bool:
-    result = await pool.execute(
+    result: str = await pool.execute(
         "DELETE FROM id_tags WHERE id_tag_key = $1", canonical_id_tag(id_tag)
     )
     return result != "DELETE 0"

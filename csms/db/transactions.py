@@ -105,7 +105,7 @@ async def stop(db: asyncpg.Connection, row: StopRow) -> int | None:
     the charger's figures replace the ones we estimated.
     """
     # Only what the README promises is an anomaly: a stop below the start (0 -> 0 is not).
-    return await db.fetchval(
+    meter_start: int | None = await db.fetchval(
         """UPDATE transactions SET meter_stop_wh = $3, stop_timestamp = $4,
                stop_received_at = COALESCE(stop_received_at, $5),
                charger_stop_received_at = $5, stop_reason = $6, stop_id_tag = $7,
@@ -123,6 +123,7 @@ async def stop(db: asyncpg.Connection, row: StopRow) -> int | None:
         row.clock_suspect,
         _extra(row.payload),
     )
+    return meter_start
 
 
 def _extra(payload: dict[str, Any]) -> dict[str, Any] | None:
