@@ -167,12 +167,14 @@ async def close_stale(
     *,
     superseded_by: int | None = None,
     started_before: datetime | None = None,
+    started_not_after: datetime | None = None,
 ) -> list[ClosedTransaction]:
     """Close the open transactions on a connector that the charger has given up on.
 
-    Those other than ``superseded_by`` (a new transaction there), or those whose start
-    arrived before ``started_before`` (the charger's last boot). The meter stop is the
-    last energy register reading known by timestamp, else the meter start.
+    Those other than ``superseded_by`` (a new transaction there) that did not start after
+    it (``started_not_after``: a late, offline-queued start must not end a running one),
+    or those whose start arrived before ``started_before`` (the charger's last boot). The
+    meter stop is the last energy register reading known by timestamp, else the start.
     """
     rows = await pool.fetch(
         """WITH stale AS (
@@ -180,6 +182,7 @@ async def close_stale(
                WHERE charge_point_id = $1 AND connector_id = $2 AND stop_received_at IS NULL
                  AND id IS DISTINCT FROM $4
                  AND ($5::timestamptz IS NULL OR start_received_at < $5)
+                 AND ($7::timestamptz IS NULL OR start_timestamp <= $7)
                FOR UPDATE),
            last_reading AS (
                SELECT DISTINCT ON (mv.transaction_id) mv.transaction_id, mv.value, mv.sampled_at
@@ -203,6 +206,7 @@ async def close_stale(
         superseded_by,
         started_before,
         SUPERSEDED,
+        started_not_after,
     )
     return [
         ClosedTransaction(

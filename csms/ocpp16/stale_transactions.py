@@ -25,6 +25,7 @@ async def close_stale_transactions(
     *,
     superseded_by: int | None = None,
     started_before: datetime | None = None,
+    started_not_after: datetime | None = None,
 ) -> None:
     """Close what the charger gave up on (see ``transactions.close_stale``); log, publish."""
     closed = await transactions.close_stale(
@@ -34,6 +35,7 @@ async def close_stale_transactions(
         now,
         superseded_by=superseded_by,
         started_before=started_before,
+        started_not_after=started_not_after,
     )
     active = await conn.active_transactions()
     for stale in closed:

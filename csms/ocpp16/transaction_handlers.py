@@ -52,7 +52,14 @@ async def start_transaction(
     else:
         # One transaction per connector: one still open there was forgotten by the charger
         # (a reboot, a lost StopTransaction), and would stay "active" for good.
-        await close_stale_transactions(conn, row.connector_id, now, superseded_by=transaction_id)
+        await close_stale_transactions(
+            conn,
+            row.connector_id,
+            now,
+            superseded_by=transaction_id,
+            # A charger without a clock cannot say which came first: arrival order decides.
+            started_not_after=None if suspect else started_at,
+        )
         log.info(
             "ocpp.transaction_started",
             id_tag=id_tag,

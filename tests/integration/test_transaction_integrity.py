@@ -198,3 +198,15 @@ async def test_a_transaction_left_open_across_a_reboot_is_closed_when_the_connec
     assert (row["meter_stop_wh"], row["superseded_by"]) == (300, None)
     causes = [e["cause"] for e in logs if e["event"] == "ocpp.transaction_superseded"]
     assert causes == ["reboot"]
+
+
+async def test_a_late_offline_start_does_not_end_the_transaction_running_after_it(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    async with raw_charger(system.ocpp.port, "CP-OFFLINE") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        running = await charger.start_transaction(500, "2026-11-25T11:00:00Z")
+        # Queued while offline, delivered out of order: it started an hour earlier.
+        earlier = await charger.start_transaction(100, "2026-11-25T10:00:00Z")
+    assert (await _transaction(db, running))["stop_received_at"] is None
+    assert (await _transaction(db, earlier))["stop_received_at"] is None
