@@ -32,10 +32,13 @@ class RegisterReadings:
 
     def __init__(self, window: int = 16) -> None:
         self._window = window
-        self._by_transaction: dict[int, list[tuple[datetime, float]]] = {}
+        # Made on the first reading: most of the connections held have no transaction.
+        self._by_transaction: dict[int, list[tuple[datetime, float]]] | None = None
 
     def add(self, transaction_id: int, at: datetime, energy_wh: float) -> Backwards | None:
         """Record a reading; return the neighbour it contradicts, if it does."""
+        if self._by_transaction is None:
+            self._by_transaction = {}
         readings = self._by_transaction.setdefault(transaction_id, [])
         # After every reading with the same timestamp: among equals, arrival order decides.
         index = bisect.bisect_right(readings, at, key=lambda reading: reading[0])
@@ -53,7 +56,8 @@ class RegisterReadings:
 
     def forget(self, transaction_id: int) -> None:
         """The transaction ended: its readings are no longer needed."""
-        self._by_transaction.pop(transaction_id, None)
+        if self._by_transaction is not None:
+            self._by_transaction.pop(transaction_id, None)
 
     def __len__(self) -> int:
-        return len(self._by_transaction)
+        return len(self._by_transaction or ())

@@ -74,10 +74,10 @@ class ChargePointConnection:
     """State of one connected charger; kept small because thousands are held at once."""
 
     __slots__ = (
+        "_calls",
         "_nonconforming_logged",
         "active_tx",
         "booted_at",
-        "calls",
         "charge_point_id",
         "last_rx",
         "log",
@@ -106,7 +106,8 @@ class ChargePointConnection:
         # its connectors no longer show are stale (see transaction_handlers).
         self.booted_at: datetime | None = None
         self.last_rx = asyncio.get_running_loop().time()
-        self.calls = CallChannel(charge_point_id, ws.send)
+        # Made on the first command: most chargers get few, and thousands are held at once.
+        self._calls: CallChannel | None = None
         self._nonconforming_logged: set[str] | None = None
 
     async def serve(self) -> None:
@@ -178,11 +179,18 @@ class ChargePointConnection:
         self.services.metrics.observe_call(call.action, time.perf_counter() - started)
 
     def _resolve(self, message: CallResult | CallError) -> None:
-        if not self.calls.receive(message):
+        if self._calls is None or not self._calls.receive(message):
             self.log.info("ocpp.late_response", message_id=message.message_id)
             return
         if type(message) is CallError:
             self.services.metrics.call_error(message.code, "in")
+
+    @property
+    def calls(self) -> CallChannel:
+        """Our CALLs to this charger: one in flight, the rest in order."""
+        if self._calls is None:
+            self._calls = CallChannel(self.charge_point_id, self.ws.send)
+        return self._calls
 
     async def call(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send a CALL when the charger is free and return its answer, checked and normalised.

@@ -9,8 +9,6 @@ belongs to the CALL in flight. No loop, no socket, no clock.
 
 from __future__ import annotations
 
-from collections import deque
-
 
 class OutgoingQueue:
     """Message ids of our CALLs to one charger: at most one in flight, the others in order."""
@@ -18,7 +16,8 @@ class OutgoingQueue:
     __slots__ = ("_in_flight", "_waiting")
 
     def __init__(self) -> None:
-        self._waiting: deque[str] = deque()
+        # A list, not a deque: a few entries at most, and a deque's block is ~760 bytes.
+        self._waiting: list[str] = []
         self._in_flight: str | None = None
 
     @property
@@ -49,7 +48,7 @@ class OutgoingQueue:
         """The CALL whose turn it was is being written: it is in flight now."""
         if self.next_turn() != message_id:
             raise ValueError(f"{message_id!r} is not the CALL whose turn it is")
-        self._waiting.popleft()
+        del self._waiting[0]
         self._in_flight = message_id
 
     def finished(self, message_id: str) -> str | None:
