@@ -102,8 +102,8 @@ class ChargePointConnection:
         self.active_tx: dict[int, int] | None = None
         # Energy register readings per open transaction, to judge each one on its own.
         self.registers = RegisterReadings()
-        # When this connection's charger last booted: transactions begun before it that
-        # its connectors no longer show are stale (see transaction_handlers).
+        # When this connection's charger last booted: a transaction begun before it, on a
+        # connector it then reports Available, is stale (handlers.status_notification).
         self.booted_at: datetime | None = None
         self.last_rx = asyncio.get_running_loop().time()
         # Made on the first command: most chargers get few, and thousands are held at once.
@@ -120,7 +120,9 @@ class ChargePointConnection:
         except ConnectionClosed:
             pass
         finally:
-            self.calls.close()
+            # A command after this finds the socket closed: NotConnected, never sent.
+            if self._calls is not None:
+                self._calls.close()
 
     async def handle_frame(self, raw: str | bytes) -> None:
         now = self.services.clock()
