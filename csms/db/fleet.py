@@ -162,6 +162,16 @@ FROM transactions t JOIN fleet f ON f.id = t.charge_point_id
 WHERE t.stop_received_at IS NULL
 """
 
+# The newest open transactions, each with whether its charger is connected: one on an
+# offline charger is open in our books, but nothing says it is still charging.
+_NEWEST_OPEN = f"""{_FLEET}
+SELECT t.id, t.charge_point_id, t.connector_id, t.id_tag, t.start_timestamp,
+       f.connected AS charger_connected
+FROM transactions t JOIN fleet f ON f.id = t.charge_point_id
+WHERE t.stop_received_at IS NULL
+ORDER BY t.start_timestamp DESC, t.id DESC LIMIT $3
+"""
+
 # Energy of the transactions started since ``$1``: the stop meter for finished ones, the
 # last stored register for running ones (looked up for those only); a meter anomaly
 # contributes nothing, and no transaction less than 0.
@@ -185,10 +195,16 @@ SELECT (SELECT count(*) FROM started) AS transactions,
 
 
 async def summary(
-    pool: asyncpg.Pool, *, node_id: str, live: Sequence[str], since: datetime
+    pool: asyncpg.Pool,
+    *,
+    node_id: str,
+    live: Sequence[str],
+    since: datetime,
+    newest: int = 20,
 ) -> dict[str, Any]:
-    """Counts by connection, registration and connector status, open transactions and the
-    energy of the transactions started since ``since``, read in one snapshot."""
+    """Counts by connection, registration and connector status, open transactions (and the
+    ``newest`` of them) and the energy of the transactions started since ``since``, read
+    in one snapshot."""
     args = (node_id, list(live))
     async with (
         pool.acquire() as connection,
@@ -198,6 +214,7 @@ async def summary(
         counts = await connection.fetchrow(_CHARGER_COUNTS, *args)
         connectors = await connection.fetch(_CONNECTOR_COUNTS, *args)
         open_transactions = await connection.fetchrow(_OPEN_TRANSACTIONS, *args)
+        newest_open = await connection.fetch(_NEWEST_OPEN, *args, newest)
         energy = await connection.fetchrow(_ENERGY_SINCE, since, ENERGY_REGISTER)
     return {
         "chargers": dict(counts),
@@ -207,4 +224,5 @@ async def summary(
             "started_since": energy["transactions"],
             "energy_since_wh": energy["energy_wh"],
         },
+        "open_transactions": [dict(r) for r in newest_open],
     }

@@ -267,6 +267,15 @@ class TransactionCounts(_Open):
     energy_since_wh: int
 
 
+class OpenTransaction(_Open):
+    id: int
+    charge_point_id: str
+    connector_id: int
+    id_tag: str
+    start_timestamp: datetime
+    charger_connected: bool = Field(description="false: open in our books, state unknown")
+
+
 class DashboardSummary(_Open):
     generated_at: datetime
     since: datetime
@@ -276,6 +285,7 @@ class DashboardSummary(_Open):
         description="connectors by status; those of offline chargers count as Offline"
     )
     transactions: TransactionCounts
+    open_transactions: list[OpenTransaction] = Field(description="the newest 20, newest first")
     bridge: dict[str, Any] | None = Field(
         description="plug-and-charge outcomes since `since`; null when the bridge is off"
     )

@@ -202,6 +202,10 @@ async def test_summary_never_counts_an_offline_charger_as_live(
     assert body["transactions"]["open"] == 2
     assert body["transactions"]["on_offline_chargers"] == 1
     assert body["transactions"]["energy_since_wh"] == 2_345
+    assert [(t["charge_point_id"], t["charger_connected"]) for t in body["open_transactions"]] == [
+        ("CP-LIVE", True),
+        ("CP-GONE", False),
+    ]
     assert body["bridge"] == {"ended": {}, "ended_by_reason": [], "open": {}}
     assert body["since"].endswith("+00:00")
 
@@ -421,6 +425,10 @@ async def test_dashboard_pages_in_headless_chromium(
         assert "UTC+01:00" in text and "Europe/Paris" in text  # every date says its zone
         assert "s ago" in text or "min ago" in text  # last seen
         assert "Transaction Started" in text  # recent events
+        assert await page.evaluate(
+            "document.querySelector('#open-transactions tr[data-transaction-id=\"1\"]')"
+            ".textContent.includes('charger offline')"
+        )
         assert api_token not in await page.evaluate("document.documentElement.outerHTML")
         await page.screenshot(ARTIFACTS / "fleet.png")
 

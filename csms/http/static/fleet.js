@@ -51,13 +51,12 @@ export function fleetView() {
     root,
     title: "Fleet",
     async refresh() {
-      const [sum, page, active] = await Promise.all([
+      const [sum, page] = await Promise.all([
         api("/api/dashboard/summary", { query: { since: startOfToday() } }),
         api("/api/dashboard/chargers", {
           query: { search: search.value.trim(), state: filter.value, limit: PAGE_SIZE,
             cursor: paging.cursors[paging.page] },
         }),
-        api("/api/transactions", { query: { active: true, limit: 20 } }),
       ]);
       summary.replaceChildren(...summaryCards(sum, setFilter));
       connectors.replaceChildren(...connectorCounts(sum.connectors));
@@ -69,7 +68,7 @@ export function fleetView() {
       prev.disabled = paging.page === 0;
       next.disabled = !page.next_cursor;
       chargers.replaceChildren(chargerTable(page.items));
-      open.replaceChildren(openTable(active.items, sum));
+      open.replaceChildren(openTable(sum.open_transactions, sum));
       events.replaceChildren(...sum.events.slice(0, 20).map(eventItem));
       if (!sum.events.length) events.append(el("li", { class: "muted", text: "no events since start" }));
     },
@@ -153,8 +152,11 @@ function openTable(items, sum) {
     el("td", {}, el("a", { href: chargerHref(t.charge_point_id), text: t.charge_point_id })),
     el("td", { text: t.connector_id }),
     el("td", { text: t.id_tag }),
-    el("td", {}, when(t.start_timestamp))));
-  const shown = table(["Transaction", "Charger", "Connector", "idTag", "Started"], rows,
+    el("td", {}, when(t.start_timestamp)),
+    el("td", {}, t.charger_connected
+      ? el("span", { class: "state state-charging", text: "open" })
+      : el("span", { class: "state state-offline", title: "the charger is offline: open in our books, its state is unknown", text: "charger offline" }))));
+  const shown = table(["Transaction", "Charger", "Connector", "idTag", "Started", "State"], rows,
     "no open transactions");
   if (sum.transactions.open > items.length) {
     return el("div", {}, shown, el("p", { class: "muted", text: `newest ${items.length} of ${count(sum.transactions.open)}` }));
