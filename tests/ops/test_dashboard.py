@@ -236,12 +236,10 @@ async def test_summary_reports_the_bridges_outcomes_through_its_hook(
     ]
 
 
-async def test_charger_listing_searches_filters_and_pages_5000_chargers(
-    system: CentralSystem, db: asyncpg.Connection, http: httpx.AsyncClient, api_token: str
-) -> None:
-    # A fleet of 5,000, written the fast way: every 10th is connected to another node,
-    # every 50th of those has a faulted connector, every 7th is pending.
-    ids = [f"CP-{n:05d}" for n in range(5_000)]
+async def insert_fleet(db: asyncpg.Connection, size: int) -> list[str]:
+    """A fleet written the fast way: every 10th charger is connected to another node,
+    every 500th has a faulted connector, every 7th is pending. Their ids, in order."""
+    ids = [f"CP-{n:05d}" for n in range(size)]
     await db.copy_records_to_table(
         "charge_points",
         records=[
@@ -275,6 +273,13 @@ async def test_charger_listing_searches_filters_and_pages_5000_chargers(
         ],
         columns=["charge_point_id", "connector_id", "status", "error_code", "updated_at"],
     )
+    return ids
+
+
+async def test_charger_listing_searches_filters_and_pages_5000_chargers(
+    system: CentralSystem, db: asyncpg.Connection, http: httpx.AsyncClient, api_token: str
+) -> None:
+    ids = await insert_fleet(db, 5_000)
     headers = {"Authorization": f"Bearer {api_token}"}
 
     async def page(**params: Any) -> dict[str, Any]:
@@ -534,4 +539,37 @@ async def test_dashboard_asks_for_a_token_and_says_how_to_get_one(
         assert "csms token create" in text  # how to get one
         assert await page.evaluate("document.getElementById('view').hidden")
         await page.screenshot(ARTIFACTS / "login.png")
+        assert page.errors == []
+
+
+async def test_fleet_page_of_5000_chargers_pages_on_the_server(
+    system: CentralSystem,
+    db: asyncpg.Connection,
+    api_token: str,
+    chromium: Path,
+    tmp_path: Path,
+) -> None:
+    await insert_fleet(db, 5_000)
+    base = f"http://127.0.0.1:{system.http_port}/"
+    rows = "document.querySelectorAll('#chargers tr[data-charger-id]')"
+    async with chromium_page(chromium, tmp_path / "profile") as page:
+        await page.goto(f"{base}?token={api_token}")
+        await loaded(page, "#chargers tr[data-charger-id]")
+        assert await page.evaluate("document.getElementById('page-info').textContent") == (
+            "1\u201350 of 5,000"
+        )
+        assert await page.evaluate(f"{rows}.length") == 50  # one page, never the whole fleet
+        counts = await page.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('[data-count]')].map("
+            "c => [c.dataset.count, c.querySelector('.value').textContent]))"
+        )
+        assert (counts["total"], counts["online"], counts["offline"]) == ("5,000", "500", "4,500")
+        await page.screenshot(ARTIFACTS / "fleet-5000.png")
+        await page.click("#next-page")
+        await page.wait_for(f"{rows}[0].dataset.chargerId === 'CP-00050'")
+        assert await page.evaluate("document.getElementById('page-info').textContent") == (
+            "51\u2013100 of 5,000"
+        )
+        await page.click("#prev-page")
+        await page.wait_for(f"{rows}[0].dataset.chargerId === 'CP-00000'")
         assert page.errors == []
