@@ -38,6 +38,7 @@ export function fleetView() {
     section("Recent events", events));
 
   let typing = null;
+  let latest = 0;
   const restart = () => { paging.cursors = [null]; paging.page = 0; view.refresh(); };
   search.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(restart, 300); });
   filter.addEventListener("change", restart);
@@ -51,6 +52,8 @@ export function fleetView() {
     root,
     title: "Fleet",
     async refresh() {
+      // A refresh started before the last keystroke must not paint over a newer one.
+      const mine = ++latest;
       const [sum, page] = await Promise.all([
         api("/api/dashboard/summary", { query: { since: startOfToday() } }),
         api("/api/dashboard/chargers", {
@@ -58,6 +61,7 @@ export function fleetView() {
             cursor: paging.cursors[paging.page] },
         }),
       ]);
+      if (mine !== latest) return;
       summary.replaceChildren(...summaryCards(sum, setFilter));
       connectors.replaceChildren(...connectorCounts(sum.connectors));
       paging.cursors[paging.page + 1] = page.next_cursor;
