@@ -183,6 +183,11 @@ async def test_real_answers_match_the_declared_schemas(
             "DashboardSummary": await api.get("/api/dashboard/summary"),
             "FleetPage": await api.get("/api/dashboard/chargers"),
             "StatusHistoryPage": await api.get("/api/charge-points/CP-OAS/status-history"),
+            "SecurityStatus": await api.get("/api/charge-points/CP-OAS/security"),
+            "SecurityEvents": await api.get("/api/charge-points/CP-OAS/security-events"),
+            "SessionPage": await api.get("/api/sessions"),
+            "Readiness": await api.get("/readyz"),
+            "Health": await api.get("/healthz"),
         }
         command = await api.post("/api/charge-points/CP-OAS/commands/Reset", json={"type": "Soft"})
     for model, response in answers.items():
@@ -190,6 +195,13 @@ async def test_real_answers_match_the_declared_schemas(
         check(document, model, response.json())
     assert command.status_code == 200
     check(document, "CommandAnswer", command.json())
+    created = await api.post("/api/accounts", json={"name": "Ada", "payment_status": "valid"})
+    assert created.status_code == 201
+    check(document, "Account", created.json())
+    for row in (await api.get("/api/accounts")).json():
+        check(document, "AccountRow", row)
+    detail = await api.get(f"/api/accounts/{created.json()['id']}")
+    check(document, "AccountDetail", detail.json())
 
     unknown = await api.get("/api/charge-points/NOPE")
     invalid = await api.get("/api/transactions", params={"limit": 0})
