@@ -18,9 +18,10 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,36 @@ class DashboardFeed:
         return entries
 
 
+class SummaryCache:
+    """The last summary per start-of-day, reused for ``max_age`` seconds.
+
+    The summary scans the whole fleet; every open dashboard polls it. Concurrent requests
+    wait for one read rather than each starting their own, so ten operators cost one.
+    """
+
+    def __init__(self, max_age: float = 2.0, clock: Callable[[], float] = time.monotonic):
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._kept: dict[datetime, tuple[float, dict[str, Any]]] = {}
+
+    async def get(
+        self, since: datetime, read: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        async with self._lock:
+            kept = self._kept.get(since)
+            if kept is not None and self._clock() - kept[0] < self._max_age:
+                return kept[1]
+            body = await read()
+            # Only a handful of distinct days are ever asked for (one per time zone).
+            self._kept = {k: v for k, v in self._kept.items() if self._fresh(v[0])}
+            self._kept[since] = (self._clock(), body)
+            return body
+
+    def _fresh(self, at: float) -> bool:
+        return self._clock() - at < self._max_age
+
+
 # -- routes ------------------------------------------------------------------------------
 
 _PAGE_HEADERS = {
@@ -131,7 +162,7 @@ def create_page_router() -> APIRouter:
 
 
 def _start_of_today() -> datetime:
-    return datetime.combine(datetime.now(UTC).date(), time(), UTC)
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def create_api_router(
@@ -140,6 +171,7 @@ def create_api_router(
     """``/api/dashboard/summary`` and ``/api/dashboard/chargers``, under the token guard."""
     router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
     extra = dict(sections or {})
+    cache = SummaryCache()
     no_store = {"Cache-Control": "no-store"}
 
     def presence() -> dict[str, Any]:
@@ -166,17 +198,21 @@ def create_api_router(
             detail = "invalid value for since: give a time zone (Z or +hh:mm)"
             return problem(422, "Invalid request", detail, field="since")
         since = since or _start_of_today()
-        body = await fleet.summary(system.pool, **presence(), since=since)
-        body["bridge"] = None
-        for name, section in extra.items():
-            body[name] = await section(since)
-        body.update(
-            generated_at=system.clock(),
-            since=since,
-            node_id=system.node_id,
-            events=system.dashboard_feed.recent_entries() if system.dashboard_feed else [],
-        )
-        return JSONResponse(jsonable(body), headers=no_store)
+
+        async def read() -> dict[str, Any]:
+            body = await fleet.summary(system.pool, **presence(), since=since)
+            body["bridge"] = None
+            for name, section in extra.items():
+                body[name] = await section(since)
+            body.update(
+                generated_at=system.clock(),
+                since=since,
+                node_id=system.node_id,
+                events=system.dashboard_feed.recent_entries() if system.dashboard_feed else [],
+            )
+            return jsonable(body)
+
+        return JSONResponse(await cache.get(since, read), headers=no_store)
 
     @router.get(
         "/chargers",
