@@ -36,7 +36,7 @@ _STATE_FILTERS = {
 
 # One pass over chargers and connectors with hash joins, not a correlated lookup per
 # charger: the whole fleet is derived for every count and page. ``connected`` is
-# listings.CONNECTED_SQL written as a join on the live ids ($2): our own registry is exact
+# listings._CONNECTED written as a join on the live ids ($2): our own registry is exact
 # for the chargers this process holds; for the others the database flag is all we know.
 _FLEET = """
 WITH live AS (SELECT DISTINCT unnest($2::text[]) AS id),

@@ -12,7 +12,7 @@ from csms.domain.authorization import canonical_id_tag
 
 # Live connection state wins for chargers this process holds (the database flag is flushed
 # once a second); for chargers held by another process, the database flag is all we know.
-CONNECTED_SQL = """CASE WHEN cp.connected_node = $1 OR cp.id = ANY($2::text[])
+_CONNECTED = """CASE WHEN cp.connected_node = $1 OR cp.id = ANY($2::text[])
                      THEN cp.id = ANY($2::text[]) ELSE cp.connected END"""
 
 
@@ -21,7 +21,7 @@ def _select(extra: str = "") -> str:
     SELECT {extra} cp.id, cp.registration_status, cp.vendor, cp.model, cp.serial_number,
            cp.charge_box_serial_number, cp.firmware_version, cp.iccid, cp.imsi,
            cp.meter_type, cp.meter_serial_number, cp.first_seen_at, cp.last_boot_at,
-           cp.last_seen_at, {CONNECTED_SQL} AS connected, cp.firmware_status,
+           cp.last_seen_at, {_CONNECTED} AS connected, cp.firmware_status,
            cp.diagnostics_status,
            coalesce((SELECT jsonb_agg(jsonb_build_object(
                         'connector_id', c.connector_id, 'status', c.status,
@@ -48,7 +48,7 @@ async def charge_points(
     """Chargers ordered by id; ``status`` matches the registration or any connector's status."""
     rows = await pool.fetch(
         _select()
-        + f""" WHERE ($3::boolean IS NULL OR ({CONNECTED_SQL}) = $3)
+        + f""" WHERE ($3::boolean IS NULL OR ({_CONNECTED}) = $3)
               AND ($4::text IS NULL OR cp.registration_status = $4 OR EXISTS (
                    SELECT 1 FROM connectors c WHERE c.charge_point_id = cp.id AND c.status = $4))
               AND ($5::text IS NULL OR lower(cp.vendor) = lower($5))
