@@ -134,7 +134,8 @@ def create_router(bridge: Bridge) -> APIRouter:
         responses={
             400: _html("Declined, expired or tampered link"),
             404: _html("The account or vehicle is gone"),
-            502: _html("Smartcar did not complete the link"),
+            502: _html("Smartcar did not complete the link, or sent no user id (v3)"),
+            503: _html("Smartcar has retired the API version in use"),
         },
         summary="Smartcar Connect's redirect back: a page for the driver",
     )
