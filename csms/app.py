@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -206,12 +207,15 @@ class CentralSystem:
         from csms.http.routes_security import create_router as security_router
 
         routers = [security_router(self)]
+        sections = {}
         if self.bridge is not None:
+            from smartcar_bridge.dashboard import outcomes_since
             from smartcar_bridge.http import create_router
 
             routers.append(create_router(self.bridge))
+            sections["bridge"] = functools.partial(outcomes_since, self.bridge.pool)
         config = uvicorn.Config(
-            create_app(self, routers), log_config=None, access_log=False, lifespan="off"
+            create_app(self, routers, sections), log_config=None, access_log=False, lifespan="off"
         )
         self._http = _EmbeddedUvicorn(config)
         self._http_sock = sock

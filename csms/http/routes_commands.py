@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 
 from csms.http.problems import command_problem
+from csms.http.schemas import COMMAND_ERRORS, CommandAnswer, errors
 from csms.ocpp16.errors import CommandError, InvalidCommand
 
 if TYPE_CHECKING:
@@ -37,7 +38,23 @@ def security_key_route(charge_point_id: str, action: str, payload: dict[str, Any
 def create_router(system: CentralSystem) -> APIRouter:
     router = APIRouter(tags=["commands"])
 
-    @router.post("/api/charge-points/{charge_point_id}/commands/{action}")
+    @router.post(
+        "/api/charge-points/{charge_point_id}/commands/{action}",
+        tags=["charge points"],
+        response_model=CommandAnswer,
+        responses=errors(*COMMAND_ERRORS),
+        summary="Send an OCPP command to a connected charger",
+        description=(
+            "`action` is any central-system-to-charger OCPP 1.6 action (Reset, "
+            "UnlockConnector, RemoteStartTransaction, ChangeConfiguration, …) and the body "
+            "its payload, in OCPP's camelCase. Commands to one charger go out one at a time. "
+            "Answers with the charger's own answer; 409 when it is not connected (never "
+            "sent), 503 when its queue did not drain in time (never sent), 422 for an "
+            "unknown action, an invalid payload or a security key (use the security routes), "
+            "502 for a CALLERROR, an answer breaking the schema or a connection lost after "
+            "sending (outcome unknown), 504 when it does not answer within `timeout` seconds."
+        ),
+    )
     async def send_command(
         charge_point_id: str,
         action: str,

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from csms.db import security as db
 from csms.domain import registration
 from csms.http.problems import command_problem
+from csms.http.schemas import PasswordOut, ProfileOut, SecurityEvents, SecurityStatus, errors
 from csms.ocpp16.errors import CommandError
 from csms.security.profiles import DowngradeRefused
 from csms.security.rotation import ChargerRefused, UnknownChargePoint
@@ -23,16 +24,27 @@ if TYPE_CHECKING:
 
 
 def create_router(system: CentralSystem) -> APIRouter:
-    router = APIRouter(prefix="/api/charge-points/{charge_point_id}")
+    router = APIRouter(prefix="/api/charge-points/{charge_point_id}", tags=["security"])
 
-    @router.get("/security")
+    @router.get(
+        "/security",
+        response_model=SecurityStatus,
+        responses=errors(404),
+        summary="A charger's security profile and password state",
+    )
     async def security_status(charge_point_id: str) -> JSONResponse:
         status = await system.security.status(charge_point_id)
         if status is None:
             return _problem(404, "Unknown charge point", f"{charge_point_id!r} was never seen")
         return JSONResponse(status)
 
-    @router.post("/security/password")
+    @router.post(
+        "/security/password",
+        response_model=PasswordOut,
+        responses=errors(404, 409, 502, 504),
+        summary="Rotate (or, with provision, pre-set) a charger's Basic-auth password",
+        description="The new password is in this answer once, and stored only as a hash.",
+    )
     async def new_password(
         charge_point_id: str,
         body: dict[str, Any] = Body(default_factory=dict),  # noqa: B008
@@ -52,7 +64,13 @@ def create_router(system: CentralSystem) -> APIRouter:
             {"charge_point_id": charge_point_id, "password": password, "applied": applied}
         )
 
-    @router.put("/security/profile")
+    @router.put(
+        "/security/profile",
+        response_model=ProfileOut,
+        responses=errors(404, 409, 422, 502, 504),
+        summary="Move a charger to security profile 0-3",
+        description="A downgrade is refused (409); a password is generated when needed.",
+    )
     async def set_profile(
         charge_point_id: str,
         body: dict[str, Any] = Body(...),  # noqa: B008
@@ -73,7 +91,12 @@ def create_router(system: CentralSystem) -> APIRouter:
             answer["password"] = change.password
         return JSONResponse(answer)
 
-    @router.get("/security-events")
+    @router.get(
+        "/security-events",
+        response_model=SecurityEvents,
+        responses=errors(422),
+        summary="Security events a charger reported, newest first",
+    )
     async def security_events(
         charge_point_id: str, limit: int = Query(default=100, ge=1, le=1000)
     ) -> JSONResponse:
