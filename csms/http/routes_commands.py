@@ -36,7 +36,7 @@ def security_key_route(charge_point_id: str, action: str, payload: dict[str, Any
 
 
 def create_router(system: CentralSystem) -> APIRouter:
-    router = APIRouter(tags=["commands"])
+    router = APIRouter()
 
     @router.post(
         "/api/charge-points/{charge_point_id}/commands/{action}",
