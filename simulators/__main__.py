@@ -25,6 +25,9 @@ from simulators.smartcar_fake.state import FakeConfig
 from simulators.world_runner import WorldRunner, build_world, card_for
 from simulators.world_traffic import ScenarioFileError, parse_scenario
 
+# An instance, not the class: on a slots dataclass the class attributes are descriptors.
+_DEFAULTS = FakeConfig()
+
 # Start-up (fake, sockets) and shutdown (close handshakes) on top of the simulated duration.
 _REAL_SLACK_S = 30.0
 
@@ -59,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     world.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     world.add_argument("--json", action="store_true", help="also print the summary as JSON")
     # The Smartcar fake's registered application, as in the Smartcar Dashboard.
-    world.add_argument("--client-id", default=FakeConfig.client_id)
-    world.add_argument("--client-secret", default=FakeConfig.client_secret)
+    world.add_argument("--client-id", default=_DEFAULTS.client_id)
+    world.add_argument("--client-secret", default=_DEFAULTS.client_secret)
     world.add_argument(
         "--redirect-uri", action="append", help="registered redirect URI (repeatable)"
     )
@@ -134,7 +137,7 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
         smartcar_config=FakeConfig(
             client_id=args.client_id,
             client_secret=args.client_secret,
-            redirect_uris=tuple(args.redirect_uri or FakeConfig.redirect_uris),
+            redirect_uris=tuple(args.redirect_uri or _DEFAULTS.redirect_uris),
         ),
     )
     if args.scenario is not None:

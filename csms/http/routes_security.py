@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from csms.db import security as db
 from csms.domain import registration
+from csms.http.problems import problem as _problem
 from csms.ocpp16.errors import CallErrorReceived, CommandTimeout, NotConnected
 from csms.security.profiles import DowngradeRefused
 from csms.security.rotation import ChargerRefused, UnknownChargePoint
@@ -109,15 +110,12 @@ def _error(exc: Exception) -> JSONResponse:
     if isinstance(exc, NotConnected):
         return _problem(409, "Charge point not connected", str(exc))
     if isinstance(exc, ChargerRefused):
-        return _problem(409, "The charge point refused the change", str(exc), status=exc.status)
+        # ``status`` is the problem's own HTTP field: the charger's answer gets its own name.
+        return _problem(
+            409, "The charge point refused the change", str(exc), charger_status=exc.status
+        )
     if isinstance(exc, CommandTimeout):
         return _problem(504, "No answer from the charge point", str(exc))
     if isinstance(exc, CallErrorReceived):
         return _problem(502, "The charge point answered with an error", str(exc), code=exc.code)
     raise exc  # not reached: _MAPPED lists what is handled above
-
-
-def _problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    body.update({k: v for k, v in extra.items() if v is not None})
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
