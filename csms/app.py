@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 EMBEDDED_DATABASE = "csms"
+BRIDGE_OFF_REASON = "SMARTCAR_CLIENT_ID is not set"
 
 
 def utc_now() -> datetime:
@@ -168,7 +169,7 @@ class CentralSystem:
 
     async def _start_bridge(self) -> Bridge | None:
         if self.settings.bridge is None:
-            log.info("bridge.disabled", reason="SMARTCAR_CLIENT_ID is not set")
+            log.info("bridge.disabled", reason=BRIDGE_OFF_REASON)
             return None
         # Imported here: the bridge depends on the core, never the other way round.
         from smartcar_bridge.bridge import Bridge
@@ -210,6 +211,10 @@ class CentralSystem:
             from smartcar_bridge.http import create_router
 
             routers.append(create_router(self.bridge))
+        else:
+            from csms.http.routes_bridge_off import create_router as bridge_off_router
+
+            routers.append(bridge_off_router(BRIDGE_OFF_REASON))
         config = uvicorn.Config(
             create_app(self, routers), log_config=None, access_log=False, lifespan="off"
         )

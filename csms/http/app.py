@@ -17,6 +17,7 @@ from csms.http import (
 )
 from csms.http.auth import BearerAuth
 from csms.http.problems import install_problem_handlers
+from csms.http.request_metrics import HttpMetrics
 from csms.ocpp16.errors import (
     CallErrorReceived,
     CommandTimeout,
@@ -32,7 +33,14 @@ def create_app(system: CentralSystem, routers: Sequence[APIRouter] = ()) -> Fast
     app = FastAPI(title="CSMS", version="0.1.0")
     install_problem_handlers(app)
     # Every /api/ route needs an operator token; see csms/http/auth.py for why a middleware.
-    app.add_middleware(BearerAuth, pool=lambda: system.pool, clock=system.clock)
+    app.add_middleware(
+        BearerAuth,
+        pool=lambda: system.pool,
+        clock=system.clock,
+        on_refused=lambda reason: system.metrics.auth_failed("http", reason),
+    )
+    # Outermost, so it also counts what the token check refused.
+    app.add_middleware(HttpMetrics, metrics=lambda: system.metrics)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
