@@ -203,7 +203,18 @@ class CentralSystem:
         if sock is None:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.settings.http_host, self.settings.http_port))
+            address = (self.settings.http_host, self.settings.http_port)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                sock.close()
+                # Name the address, as asyncio does for the OCPP listener: "[Errno 98]
+                # Address already in use" alone does not say which port.
+                raise OSError(
+                    exc.errno,
+                    f"error while attempting to bind on address {address!r}: "
+                    f"{(exc.strerror or '').lower()}",
+                ) from exc
         from csms.http.routes_security import create_router as security_router
 
         routers = [security_router(self)]
