@@ -94,8 +94,8 @@ def add_commands(
 
     idtag = commands.add_parser("idtag", help="the authorisation list")
     idtag_actions = idtag.add_subparsers(dest="idtag_action", required=True)
-    add = idtag_actions.add_parser("add", help="add an id tag (Accepted)")
-    add.add_argument("id_tag")
+    add = idtag_actions.add_parser("add", help="add id tags (Accepted)")
+    add.add_argument("id_tag", nargs="+", help="one or more id tags")
     add.add_argument("--expiry", type=expiry, help=f"expiry: {EXPIRY_HINT}")
     add.add_argument("--parent", help="parent id tag")
     for action, text in (
@@ -237,9 +237,12 @@ def _idtag(cli: CliSettings, args: argparse.Namespace) -> int:
         columns = ("id_tag", "status", "effective_status", "expiry_date", "parent_id_tag")
         return _get_list(cli, args, "/api/id-tags", {}, columns, None)
     if action == "add":
-        body = {"id_tag": args.id_tag, "expiry_date": args.expiry, "parent_id_tag": args.parent}
-        response = _call(cli, args, "POST", "/api/id-tags", json_body=body)
-    elif action == "delete":
+        failed = 0
+        for id_tag in args.id_tag:
+            body = {"id_tag": id_tag, "expiry_date": args.expiry, "parent_id_tag": args.parent}
+            failed |= _print_answer(args, _call(cli, args, "POST", "/api/id-tags", json_body=body))
+        return failed
+    if action == "delete":
         response = _call(cli, args, "DELETE", f"/api/id-tags/{_segment(args.id_tag)}")
     else:
         response = _call(cli, args, "POST", f"/api/id-tags/{_segment(args.id_tag)}/{action}")

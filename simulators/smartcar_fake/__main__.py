@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 
 from simulators.smartcar_fake.server import serve
 from simulators.smartcar_fake.state import FakeConfig, FakeSmartcar
@@ -50,4 +51,6 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    # uvicorn shuts down cleanly on Ctrl-C, then re-raises the signal: not an error here.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main(parse_args()))
