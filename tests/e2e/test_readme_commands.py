@@ -273,3 +273,27 @@ async def test_make_demo_bridge_bills_sessions_counts_requests_and_spares_the_da
     assert (precious / "keep").read_text() == "an operator's real data"
     sessions = await db.fetch("SELECT state, bill_amount FROM charging_sessions")
     assert [s["state"] for s in sessions] == ["completed"] and sessions[0]["bill_amount"] > 0
+
+
+async def test_ctrl_c_of_the_world_prints_its_summary(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    ports = {9000: system.ocpp.port, 8080: system.http_port, 8090: free_port()}
+    process = await asyncio.create_subprocess_exec(
+        *localise(by_program("-m simulators world"), ports),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(TIMEOUT * 6):
+            while await db.fetchval("SELECT count(*) FROM charge_points WHERE connected") < 4:
+                assert process.returncode is None
+                await asyncio.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(TIMEOUT * 6):
+            out, err = await process.communicate()
+    no_traceback(err.decode())
+    assert process.returncode == 0
+    assert "4 booted" in out.decode() and "(interrupted)" in out.decode()
