@@ -297,3 +297,16 @@ async def test_ctrl_c_of_the_world_prints_its_summary(
     no_traceback(err.decode())
     assert process.returncode == 0
     assert "4 booted" in out.decode() and "(interrupted)" in out.decode()
+
+
+async def test_a_fleet_whose_cards_are_refused_says_what_to_do(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    argv = [sys.executable, "-m", "simulators.fleet", "--csms"]
+    argv += [f"ws://127.0.0.1:{system.ocpp.port}/ocpp", "--chargers", "2", "--connectors", "1"]
+    argv += ["--duration", "4", "--speed", "5", "--sessions", "1", "--id-tags", "UNKNOWN01"]
+    code, out, err = await run(argv)
+    no_traceback(err)
+    assert code == 0 and "taps=2 sessions_started=0" in out
+    assert err.splitlines()[0].startswith("fleet: drivers tap UNKNOWN01")
+    assert "csms idtag add UNKNOWN01" in err.splitlines()[-1] and "refused" in err
