@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 
 from simulators.smartcar_fake.server import serve
 from simulators.smartcar_fake.state import FakeConfig, FakeSmartcar
@@ -51,6 +52,10 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    # uvicorn shuts down cleanly on Ctrl-C, then re-raises the signal: not an error here.
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(parse_args()))
+    arguments = parse_args()
+    try:
+        # uvicorn shuts down cleanly on Ctrl-C, then re-raises the signal: not an error here.
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main(arguments))
+    except OSError as exc:  # the port is taken: one line, not a traceback
+        sys.exit(f"smartcar_fake: cannot listen on 127.0.0.1:{arguments.port}: {exc.strerror}")
