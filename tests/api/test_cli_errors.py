@@ -8,6 +8,7 @@ import os
 import sys
 
 import asyncpg
+import httpx
 import pytest
 
 from csms import cli
@@ -70,6 +71,14 @@ async def test_refused_security_change_is_409_and_one_line(
             assert code == 1 and out == ""
             line = one_line(err)
             assert "409" in line and "refused" in line.lower(), line
+        async with httpx.AsyncClient(
+            base_url=cli_env["CSMS_API_URL"],
+            headers={"Authorization": f"Bearer {cli_env['CSMS_API_TOKEN']}"},
+        ) as api:
+            answer = await api.post("/api/charge-points/CP-REFUSE/security/password", json={})
+        assert answer.status_code == 409
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert (answer.json()["status"], answer.json()["charger_status"]) == (409, "NotSupported")
     finally:
         await charger.stop()
 
