@@ -20,6 +20,7 @@ from csms.http import (
 from csms.http.auth import BearerAuth
 from csms.http.dashboard import SummarySection
 from csms.http.problems import install_problem_handlers
+from csms.http.request_metrics import HttpMetrics
 from csms.http.schemas import (
     Health,
     RegistrationOut,
@@ -50,7 +51,14 @@ def create_app(
     install_problem_handlers(app)
     openapi.install(app)
     # Every /api/ route needs an operator token; see csms/http/auth.py for why a middleware.
-    app.add_middleware(BearerAuth, pool=lambda: system.pool, clock=system.clock)
+    app.add_middleware(
+        BearerAuth,
+        pool=lambda: system.pool,
+        clock=system.clock,
+        on_refused=lambda reason: system.metrics.auth_failed("http", reason),
+    )
+    # Outermost, so it also counts what the token check refused.
+    app.add_middleware(HttpMetrics, metrics=lambda: system.metrics)
 
     @app.get(
         "/healthz",

@@ -116,6 +116,20 @@ def create_router(system: CentralSystem) -> APIRouter:
         return JSONResponse(_tag(row, system.clock()))
 
     @router.post(
+        "/api/id-tags/{id_tag}/unblock",
+        response_model=IdTag,
+        responses=errors(404),
+        summary="Unblock an id tag (back to Accepted; an expiry date stays)",
+    )
+    async def unblock(request: Request, id_tag: str) -> JSONResponse:
+        # Back to Accepted; an expiry date stays (expired tags are refused by their date).
+        row = await operator_actions.set_id_tag_status(system.pool, id_tag, "Accepted")
+        if row is None:
+            return _unknown(id_tag)
+        _log_change(request, "unblocked", row)
+        return JSONResponse(_tag(row, system.clock()))
+
+    @router.post(
         "/api/id-tags/{id_tag}/expire",
         response_model=IdTag,
         responses=errors(404, 422),

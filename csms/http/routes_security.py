@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from csms.db import security as db
 from csms.domain import registration
 from csms.http.problems import command_problem
+from csms.http.problems import problem as _problem
 from csms.http.schemas import PasswordOut, ProfileOut, SecurityEvents, SecurityStatus, errors
 from csms.ocpp16.errors import CommandError
 from csms.security.profiles import DowngradeRefused
@@ -129,13 +130,10 @@ def _error(exc: Exception) -> JSONResponse:
     if isinstance(exc, DowngradeRefused):
         return _problem(409, "Downgrade refused", str(exc))
     if isinstance(exc, ChargerRefused):
-        return _problem(409, "The charge point refused the change", str(exc), status=exc.status)
+        # ``status`` is the problem's own HTTP field: the charger's answer gets its own name.
+        return _problem(
+            409, "The charge point refused the change", str(exc), charger_status=exc.status
+        )
     if isinstance(exc, CommandError):
         return command_problem(exc)  # the one mapping every sending route uses
     raise exc  # not reached: _MAPPED lists what is handled above
-
-
-def _problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    body.update({k: v for k, v in extra.items() if v is not None})
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")

@@ -27,14 +27,18 @@ if TYPE_CHECKING:
 
 def _energy_wh(row: dict[str, Any]) -> int | None:
     # A meter that went backwards is flagged, never turned into a negative energy.
-    start, stop = row["meter_start_wh"], row["meter_stop_wh"]
+    # An open transaction counts up to its latest stored energy register reading.
+    start = row["meter_start_wh"]
+    stop = row["meter_stop_wh"] if row["meter_stop_wh"] is not None else row["meter_last_wh"]
     if stop is None or row["meter_anomaly"] or stop < start:
         return None
     return int(stop - start)
 
 
 def _item(row: dict[str, Any]) -> dict[str, Any]:
-    return jsonable({**row, "energy_wh": _energy_wh(row)})
+    energy_wh = _energy_wh(row)
+    row.pop("meter_last_wh", None)
+    return jsonable({**row, "energy_wh": energy_wh})
 
 
 def _aware(name: str, value: datetime | None) -> JSONResponse | None:
