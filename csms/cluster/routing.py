@@ -6,7 +6,9 @@ node it was asked on. A charger held here is called through the ownership fence;
 is a NATS request on its command subject, answered by the node that holds it:
 
 - no node subscribed ("no responders") -> ``NotConnected`` at once;
-- the owner waits the caller's timeout and says so -> ``TimeoutError`` -> ``CommandTimeout``;
+- the owner applies the caller's timeout (queue wait, then answer wait) and sends back
+  whatever ``CommandError`` it got, rebuilt here (``encode_error`` / ``decode_error``);
+- the owner silent past that (it died mid-command) -> ``CommandTimeout``: outcome unknown;
 - NATS itself unreachable -> ``RoutingUnavailable`` (HTTP 503), never a silent wait.
 """
 
@@ -21,17 +23,24 @@ import nats.errors
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from websockets.exceptions import ConnectionClosed
 
 from csms.cluster.errors import Replaced, RoutingUnavailable
 from csms.cluster.ownership import ClusterPresence, ConnectionRegistry
 from csms.cluster.subjects import charger_from_token, command_subject
-from csms.ocpp16.errors import CallErrorReceived, NotConnected
+from csms.ocpp16.errors import (
+    CallErrorReceived,
+    ChargerBusy,
+    CommandError,
+    CommandTimeout,
+    ConnectionLost,
+    InvalidResponse,
+    NotConnected,
+)
 
 log = structlog.get_logger()
 
-# The owner answers a timeout itself after the caller's timeout; this much more covers the
-# trip, after which the owner is taken to have died mid-command.
+# The owner answers within twice the caller's timeout (queue wait, then answer wait); this
+# much more covers the trip, after which the owner is taken to have died mid-command.
 ROUTE_GRACE = 2.0
 
 
@@ -61,12 +70,12 @@ class _Routed:
         for attempt in range(2):
             try:
                 message = await self._nc.request(
-                    command_subject(charge_point_id), request, timeout=timeout + ROUTE_GRACE
+                    command_subject(charge_point_id), request, timeout=2 * timeout + ROUTE_GRACE
                 )
             except nats.errors.NoRespondersError:
                 raise NotConnected(charge_point_id) from None
             except nats.errors.TimeoutError:
-                raise TimeoutError from None
+                raise CommandTimeout(charge_point_id, action, timeout) from None
             except (nats.errors.Error, OSError) as exc:
                 raise RoutingUnavailable(charge_point_id) from exc
             reply = json.loads(message.data)
@@ -74,19 +83,41 @@ class _Routed:
                 # The node we reached had just been superseded; the new one is subscribing.
                 await asyncio.sleep(0.2)
                 continue
-            return _unwrap(charge_point_id, reply)
+            if "result" in reply:
+                return dict(reply["result"])
+            raise decode_error(charge_point_id, action, timeout, reply)
         raise NotConnected(charge_point_id)
 
 
-def _unwrap(charge_point_id: str, reply: dict[str, Any]) -> dict[str, Any]:
+def encode_error(exc: CommandError) -> dict[str, Any]:
+    """A ``CommandError`` as a reply body: its outcome and what rebuilding it needs."""
+    body: dict[str, Any] = {"error": "replaced" if isinstance(exc, Replaced) else exc.outcome}
+    if isinstance(exc, ChargerBusy):
+        body["ahead"] = exc.ahead
+    elif isinstance(exc, CallErrorReceived):
+        body.update(code=exc.code, description=exc.description, details=exc.details)
+    elif isinstance(exc, InvalidResponse):
+        description = str(exc).rsplit(": ", 1)[-1]
+        body.update(description=description, field=exc.field, response=exc.response)
+    return body
+
+
+def decode_error(
+    charge_point_id: str, action: str, timeout: float, reply: dict[str, Any]
+) -> CommandError:
+    """The owner's error, rebuilt as the same class the caller would get locally."""
     error = reply.get("error")
-    if error is None:
-        return dict(reply["result"])
+    if error == "queue_timeout":
+        return ChargerBusy(charge_point_id, action, timeout, int(reply.get("ahead", 0)))
     if error == "timeout":
-        raise TimeoutError
+        return CommandTimeout(charge_point_id, action, timeout)
+    if error == "connection_lost":
+        return ConnectionLost(charge_point_id, action)
     if error == "call_error":
-        raise CallErrorReceived(reply["code"], reply["description"], reply.get("details") or {})
-    raise NotConnected(charge_point_id)
+        return CallErrorReceived(reply["code"], reply["description"], reply.get("details") or {})
+    if error == "invalid_response":
+        return InvalidResponse(action, reply["description"], reply.get("field"), reply["response"])
+    return NotConnected(charge_point_id)  # not_connected, replaced, internal
 
 
 class ClusterLocator:
@@ -123,19 +154,8 @@ class ClusterLocator:
         try:
             result = await self._presence.fenced_call(charge_point_id, action, payload, timeout)
             reply = {"result": result, "epoch": self._presence.epoch_of(charge_point_id)}
-        except TimeoutError:
-            reply = {"error": "timeout"}
-        except Replaced:
-            reply = {"error": "replaced"}
-        except (NotConnected, ConnectionClosed):
-            reply = {"error": "not_connected"}
-        except CallErrorReceived as exc:
-            reply = {
-                "error": "call_error",
-                "code": exc.code,
-                "description": exc.description,
-                "details": exc.details,
-            }
+        except CommandError as exc:
+            reply = encode_error(exc)
         except Exception:  # the task's top: the caller must get an answer, not a wait
             log.exception("cluster.command_failed", charge_point_id=charge_point_id, action=action)
             reply = {"error": "internal"}
