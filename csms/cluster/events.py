@@ -138,6 +138,7 @@ class NatsEventBus:
         await ensure_stream(js)
         self._js = js
         await nc.subscribe(f"{EVENTS}.>", cb=self._observed)
+        await nc.flush()  # the server has our subscription before any node publishes
         self._tasks.append(asyncio.create_task(self._publish_outbox(), name="cluster-events-out"))
         self._tasks.append(asyncio.create_task(self._keep_in_progress(), name="cluster-events-wip"))
         # Consumers exist before start returns: nothing published after it is missed.

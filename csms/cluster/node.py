@@ -89,6 +89,7 @@ class ClusterNode:
         )
         await self.invalidations.start(self.nc)
         await self.events.start(self.nc)
+        await self.nc.flush()  # every subscription is on the server before chargers arrive
         return self.locator
 
     def connected_anywhere(self, charge_point_id: str) -> bool:
