@@ -45,9 +45,7 @@ async def test_a_new_password_is_required_at_once_after_it_is_provisioned(
     assert await _connects(secure_system, ChargerSecurity("CP-NEW", 1, authorization_key=first))
     assert secure_system.ocpp.guard.cache.cached("CP-NEW")
     second = await provision(api, "CP-NEW")
-    assert not await _connects(
-        secure_system, ChargerSecurity("CP-NEW", 1, authorization_key=first)
-    )
+    assert not await _connects(secure_system, ChargerSecurity("CP-NEW", 1, authorization_key=first))
     assert await _connects(secure_system, ChargerSecurity("CP-NEW", 1, authorization_key=second))
 
 
