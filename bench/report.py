@@ -125,6 +125,7 @@ def render(name: str, results: dict[str, Any]) -> str:
         for wave in ("first_contact", "reconnect"):
             figures += [
                 (f"{wave} s", (wave, "seconds")),
+                (f"{wave} server CPU s", (wave, "server_cpu_s")),
                 (f"{wave} answered", (wave, "answered")),
                 (f"{wave} connect p99 ms", (wave, "connect_p99_ms")),
                 (f"{wave} handshakes dropped (log)", (wave, "handshakes_dropped_logged")),

@@ -38,6 +38,7 @@ def _measure(options: Options, kind: str, chargers: int) -> dict[str, Any]:
     with server_and_client(options, kind, identities("STORM-", chargers)) as (server, client):
         dropped = 0
         for wave in ("first_contact", "reconnect"):
+            cpu = server.cpu_seconds()
             with maybe_profile(options, server, f"storm-{wave}") as profile:
                 phase = merge(
                     client.command(
@@ -51,6 +52,8 @@ def _measure(options: Options, kind: str, chargers: int) -> dict[str, Any]:
             latencies = phase["latencies"]
             result[wave] = {
                 "seconds": round(phase["elapsed"], 2),
+                # Robust to other load on the machine: the server's own CPU for the wave.
+                "server_cpu_s": round(server.cpu_seconds() - cpu, 2),
                 "answered": phase["ok"],
                 "errors": phase["errors"],
                 "connect_p99_ms": percentiles_ms(latencies.get("Connect", []))["p99_ms"],

@@ -127,6 +127,8 @@ class OcppServer:
         return self._server is not None and self._server.is_serving()
 
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> None:
+        # Before the first upgrade: a reconnecting fleet is then checked from memory.
+        await self.guard.cache.preload()
         options = {
             "subprotocols": [Subprotocol(OCPP16)],
             "select_subprotocol": select_subprotocol,

@@ -137,3 +137,21 @@ async def test_close_writes_what_is_still_buffered(
     assert await db.fetchval("SELECT count(*) FROM gc_rows") == 3
     with pytest.raises(RuntimeError):
         writer.submit([4])
+
+
+async def test_a_caller_that_goes_away_neither_cancels_its_rows_nor_its_neighbours(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    gate = asyncio.Event()
+    writer = BatchWriter("a", pool, _flusher("a", gate))
+    writer.start()
+    gone = asyncio.ensure_future(writer.write([1]))
+    stays = asyncio.ensure_future(writer.write([2]))
+    while not writer.group.in_flight:
+        await asyncio.sleep(0)
+    gone.cancel()  # its charger disconnected while the commit was in flight
+    gate.set()
+    await stays
+    assert gone.cancelled()
+    assert sorted(await db.fetchval("SELECT array_agg(value) FROM gc_rows")) == [1, 2]
+    await writer.close()

@@ -11,7 +11,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from csms.app import CentralSystem
+from csms.config import Settings
 from simulators.cp_security import ChargerSecurity
+from tests.conftest import TIMEOUT
 from tests.security.conftest import open_charger, provision
 
 BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
@@ -26,16 +28,43 @@ async def _connects(system: CentralSystem, security: ChargerSecurity) -> bool:
         return False
 
 
-async def test_a_fleet_reconnecting_is_checked_from_memory_after_one_read_each(
+async def test_a_fleet_connecting_and_reconnecting_is_checked_from_memory(
     secure_system: CentralSystem,
 ) -> None:
     cache = secure_system.ocpp.guard.cache
     fleet = [ChargerSecurity(f"CP-C{n}") for n in range(5)]
-    assert all(await asyncio.gather(*(_connects(secure_system, cp) for cp in fleet)))
-    misses = cache.misses
-    assert all(await asyncio.gather(*(_connects(secure_system, cp) for cp in fleet)))
-    assert cache.misses == misses  # the reconnect wave read nothing from the database
-    assert cache.hits >= len(fleet)
+    for _wave in ("first contact", "reconnect"):
+        assert all(await asyncio.gather(*(_connects(secure_system, cp) for cp in fleet)))
+    # Preloaded at start: chargers without security settings need no read at all.
+    assert cache.misses == 0
+    assert cache.hits == 2 * len(fleet)
+
+
+async def test_a_charger_provisioned_before_start_is_preloaded_and_checked(
+    api_token: str, db: asyncpg.Connection, secure_settings: Settings
+) -> None:
+    first = CentralSystem(secure_settings)
+    await first.start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{first.http_port}",
+            headers={"Authorization": f"Bearer {api_token}"},
+            timeout=TIMEOUT,
+        ) as api:
+            password = await provision(api, "CP-PRE", profile=1)
+    finally:
+        await first.stop()
+    second = CentralSystem(secure_settings)
+    await second.start()
+    try:
+        assert second.ocpp.guard.cache.cached("CP-PRE")
+        assert not await _connects(second, ChargerSecurity("CP-PRE"))
+        key = ChargerSecurity("CP-PRE", 1, authorization_key=password)
+        assert await _connects(second, key)
+        # One read: the refusal was re-checked; the accepted login came from memory.
+        assert second.ocpp.guard.cache.misses == 1
+    finally:
+        await second.stop()
 
 
 async def test_a_new_password_is_required_at_once_after_it_is_provisioned(
