@@ -29,7 +29,7 @@ STATS_SETTLE_S = 1.5  # PostgreSQL publishes a backend's statistics within a sec
 
 def run(options: Options) -> dict[str, Any]:
     sizes = [1000] if options.quick else [1000, 5000]
-    duration = 12.0 if options.quick else 25.0
+    duration = 10.0 if options.quick else 20.0
     results: dict[str, Any] = {
         "sizes": sizes,
         "duration_s": duration,

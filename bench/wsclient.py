@@ -76,6 +76,9 @@ class LeanConnection(asyncio.Protocol):
         for future in (self.opened, self._waiter):
             if future is not None and not future.done():
                 future.set_exception(error)
+                # Whoever waited may have given up (its deadline passed): no
+                # "exception was never retrieved" noise; a waiter still gets it.
+                future.exception()
         if not self.closed.done():
             self.closed.set_result(None)
 
