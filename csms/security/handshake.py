@@ -80,9 +80,12 @@ class HandshakeGuard:
         throttle: FailureThrottle | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], datetime] = _utc_now,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._pool = pool
         self.cache = SecurityCache(pool)
+        # Told the reason of every refusal (the auth-failure metric).
+        self._on_refused = on_refused
         self.default_profile = default_profile
         self.throttle = throttle or FailureThrottle()
         self._monotonic = monotonic
@@ -97,6 +100,8 @@ class HandshakeGuard:
         address = connection.remote_address[0] if connection.remote_address else None
         wait = self.throttle.retry_after(address, identity, self._monotonic())
         if wait > 0:
+            if self._on_refused is not None:
+                self._on_refused("throttled")
             log.warning(
                 "ocpp.auth_throttled",
                 charge_point_id=identity,
@@ -180,6 +185,8 @@ class HandshakeGuard:
         address: str | None,
     ) -> Response:
         self.throttle.failed(address, attempt.identity, self._monotonic())
+        if self._on_refused is not None:
+            self._on_refused(refusal.value)
         log.warning(
             "ocpp.auth_failed",
             charge_point_id=attempt.identity,
