@@ -17,6 +17,8 @@ from ocpp.exceptions import (
     ProtocolError,
 )
 
+from csms.ocpp16.holdable import MAX_DEPTH, nesting_exceeds
+
 CALL = 2
 CALLRESULT = 3
 CALLERROR = 4
@@ -73,8 +75,14 @@ class MalformedFrame(Exception):
 def parse_frame(text: str | bytes) -> Message:
     """Parse one WebSocket message into a Call, CallResult or CallError."""
     try:
-        frame = _DECODER.decode(text if isinstance(text, str) else text.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+        text = text if isinstance(text, str) else text.decode("utf-8")
+        if nesting_exceeds(text):
+            raise MalformedFrame(
+                FormationViolationError(description=f"Nested deeper than {MAX_DEPTH} levels"),
+                _guess_message_id(text),
+            )
+        frame = _DECODER.decode(text)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise MalformedFrame(
             FormationViolationError(description="Message is not valid JSON"),
             _guess_message_id(text),
