@@ -4,25 +4,28 @@
 -- The in-memory check of recent payloads stays, as a shortcut only.
 
 -- A sampled value is identified by what the charger measured and when: charger,
--- connector, transaction, timestamp, measurand, phase, location, context, and also format,
--- unit and the value itself (as an md5, since a signed value can outgrow an index entry),
--- because real chargers send one reading twice in one message (a Raw and a SignedData
--- value, or Wh and kWh), and those are not duplicates. A timestamp from a charger whose
+-- connector, timestamp, measurand, phase, location, context, and also format, unit and
+-- the value itself (as an md5, since a signed value can outgrow an index entry), because
+-- real chargers send one reading twice in one message (a Raw and a SignedData value, or
+-- Wh and kWh), and those are not duplicates. The transaction is not part of the key: one
+-- connector at one moment is in one transaction anyway, and a MeterValues without
+-- transactionId is attributed to the connector's open transaction at the time it
+-- arrives, which a resend after the stop would change. A timestamp from a charger whose
 -- clock is not set (clock_suspect) identifies nothing: such rows add their receive time
 -- to the key, so they are kept as received (as before this migration).
 DELETE FROM meter_values WHERE ctid IN (
     SELECT ctid FROM (
         SELECT ctid, row_number() OVER (
-            PARTITION BY charge_point_id, sampled_at, connector_id, measurand, transaction_id,
-                         phase, location, context, format, unit, raw_value
+            PARTITION BY charge_point_id, sampled_at, connector_id, measurand, phase,
+                         location, context, format, unit, raw_value
             ORDER BY received_at, ctid) AS n
         FROM meter_values WHERE NOT clock_suspect) AS ranked
     WHERE n > 1);
 -- Leads with (charge_point_id, sampled_at), so it replaces that plain index: one index
 -- more to maintain per row would cost the meter value path (bench/meter_values.py).
 CREATE UNIQUE INDEX meter_values_sample_key ON meter_values (
-    charge_point_id, sampled_at, connector_id, measurand, transaction_id, phase, location,
-    context, format, unit, (md5(raw_value)::uuid),
+    charge_point_id, sampled_at, connector_id, measurand, phase, location, context, format,
+    unit, (md5(raw_value)::uuid),
     (CASE WHEN clock_suspect THEN received_at END)
 ) NULLS NOT DISTINCT;
 DROP INDEX IF EXISTS meter_values_cp_idx;
