@@ -332,3 +332,23 @@ async def _check_in_database(dsn: str, runs: list[ChargerRun]) -> list[str]:
     finally:
         with contextlib.suppress(Exception):
             await db.close()
+
+
+def render(results: dict[str, Any]) -> str:
+    """The fuzz run as lines of text (``python -m bench fuzz``)."""
+    lines = [
+        f"== fuzz: {results['frames']:,} hostile frames from {results['connections']} "
+        f"connections (seed {results['seed']}), ours only",
+        f"frames/s                {results['frames_per_s']:,}",
+        f"elapsed s               {results['elapsed_s']}",
+        f"RSS MB before / after   {results['rss_before_mb']} / {results['rss_after_mb']}",
+        f"InternalError answers   {results['internal_errors']}",
+        f"closes by code          {results['closes']}",
+        f"wire problems           {results['wire_problems']}",
+        f"database problems       {results['database_problems']}",
+        f"non-JSON log lines      {results['non_json_log_lines']}",
+        "answers by code:",
+    ]
+    lines += [f"  {code:<28} {count:,}" for code, count in results["answers"].items()]
+    lines += [f"  example problem: {p}" for p in results["examples"]]
+    return "\n".join(lines)

@@ -105,6 +105,10 @@ def render(name: str, results: dict[str, Any]) -> str:
         ]
     elif name == "scale":
         return _render_scale(results)
+    elif name == "fuzz":
+        from bench.fuzz import render as render_fuzz
+
+        return render_fuzz(results)
     else:
         return f"== {name}: {results}"
     text = table(title, _rows(results, figures))
