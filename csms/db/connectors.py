@@ -55,11 +55,7 @@ async def insert_statuses(connection: asyncpg.Connection, rows: list[StatusRow])
 
 
 async def _insert(connection: asyncpg.Connection, rows: list[StatusRow]) -> int:
-    await connection.execute(_CREATE_STAGE)
-    await connection.copy_records_to_table(
-        "status_history_stage", records=rows, columns=_HISTORY_COLUMNS
-    )
-    status = await connection.execute(_MOVE_STAGE)
+    inserted = await _insert_history(connection, rows)
     # Within one batch the last report per connector is the current one.
     latest = {(r.charge_point_id, r.connector_id): r for r in rows if is_plausible(r.connector_id)}
     await connection.executemany(
@@ -72,4 +68,23 @@ async def _insert(connection: asyncpg.Connection, rows: list[StatusRow]) -> int:
                reported_at = EXCLUDED.reported_at, updated_at = EXCLUDED.updated_at""",
         [r[:9] for r in latest.values()],
     )
+    return inserted
+
+
+async def _insert_history(connection: asyncpg.Connection, rows: list[StatusRow]) -> int:
+    # Straight COPY unless the batch holds a resend (as for meter values: the staging
+    # detour would cost the reconnect storm, which is all StatusNotifications).
+    try:
+        async with connection.transaction():  # a savepoint: a conflict undoes only this
+            await connection.copy_records_to_table(
+                "status_history", records=rows, columns=_HISTORY_COLUMNS
+            )
+        return len(rows)
+    except asyncpg.UniqueViolationError:
+        pass
+    await connection.execute(_CREATE_STAGE)
+    await connection.copy_records_to_table(
+        "status_history_stage", records=rows, columns=_HISTORY_COLUMNS
+    )
+    status = await connection.execute(_MOVE_STAGE)
     return int(status.rsplit(" ", 1)[1])

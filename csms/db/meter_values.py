@@ -65,6 +65,15 @@ async def insert_meter_values(connection: asyncpg.Connection, rows: list[MeterVa
 
 
 async def _flush(connection: asyncpg.Connection, rows: list[MeterValueRow]) -> int:
+    # Fast path: a batch with no resend in it (nearly all) is copied straight into the
+    # table, as before the unique key existed; the staging detour costs about a third
+    # more database time per row, and the writer's database time is its throughput.
+    try:
+        async with connection.transaction():  # a savepoint: a conflict undoes only this
+            await connection.copy_records_to_table("meter_values", records=rows, columns=_COLUMNS)
+        return len(rows)
+    except asyncpg.UniqueViolationError:
+        pass
     await connection.execute(_CREATE_STAGE)
     await connection.copy_records_to_table("meter_values_stage", records=rows, columns=_COLUMNS)
     status = await connection.execute(_MOVE_STAGE)

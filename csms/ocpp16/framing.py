@@ -17,7 +17,7 @@ from ocpp.exceptions import (
     ProtocolError,
 )
 
-from csms.ocpp16.holdable import MAX_DEPTH, nesting_exceeds
+from csms.ocpp16 import holdable
 
 CALL = 2
 CALLRESULT = 3
@@ -35,7 +35,7 @@ def _reject_constant(name: str) -> Any:
 
 # Built once: json.loads/dumps with options construct a codec per call, which was
 # measurable on the heartbeat path. NaN/Infinity are refused on the way out too.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=holdable.parse_float)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
@@ -76,11 +76,14 @@ def parse_frame(text: str | bytes) -> Message:
     """Parse one WebSocket message into a Call, CallResult or CallError."""
     try:
         text = text if isinstance(text, str) else text.decode("utf-8")
-        if nesting_exceeds(text):
+        # Bounded before parsing: nothing after the decoder recurses a thousand levels.
+        if holdable.nesting_exceeds(text):
+            depth = holdable.MAX_DEPTH
             raise MalformedFrame(
-                FormationViolationError(description=f"Nested deeper than {MAX_DEPTH} levels"),
+                FormationViolationError(description=f"Nested deeper than {depth} levels"),
                 _guess_message_id(text),
             )
+        overflows = holdable.overflows_seen()
         frame = _DECODER.decode(text)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise MalformedFrame(
@@ -106,6 +109,11 @@ def parse_frame(text: str | bytes) -> Message:
             raise MalformedFrame(
                 FormationViolationError(description="Payload must be a JSON object"), message_id
             )
+        # What we could not store is refused before anyone answers it (csms.ocpp16.holdable).
+        if holdable.may_be_unholdable(text, overflows):
+            error = holdable.unholdable_error(payload)
+            if error is not None:
+                raise MalformedFrame(error, message_id)
         return Call(message_id, action, payload)
     if message_type == CALLRESULT and len(frame) == 3:
         payload = frame[2]

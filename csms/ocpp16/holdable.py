@@ -1,6 +1,6 @@
 """What the database could not hold, found before we answer: what we acknowledge, we store.
 
-Two checks, both pure:
+Two checks, pure but for one counter:
 
 - ``nesting_exceeds``: a frame nested deeper than ``MAX_DEPTH`` is refused before it is
   parsed (``FormationViolation``), so neither the JSON decoder nor anything after it
@@ -10,6 +10,9 @@ Two checks, both pure:
   ``1e400`` becomes once parsed). A payload carrying one of them anywhere, in a known
   field or a vendor extra kept as ``jsonb``, is refused with ``PropertyConstraintViolation``
   naming the field, instead of being acknowledged and then lost in a batch writer.
+  On the wire this costs almost nothing: JSON writes NUL and surrogates only as ``\\u``
+  escapes, and the decoder reports every number literal that overflows (``parse_float``),
+  so the payload is walked only when its frame has one of them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import json
 import math
 import re
 from typing import Any
+
+from ocpp.exceptions import PropertyConstraintViolationError
 
 MAX_DEPTH = 32
 
@@ -66,6 +71,40 @@ def _depth(structure: bytes, limit: int, empty_string: bytes) -> int | None:
         structure = shorter
         depth += 1
     return depth
+
+
+# How many number literals decoded so far overflowed a double; read before and after one
+# decode (which never yields to the event loop) to know whether that frame had one.
+_overflows = 0
+
+
+def parse_float(text: str) -> float:
+    """``json`` ``parse_float`` hook: a float, counting literals like ``1e400``."""
+    global _overflows
+    value = float(text)
+    if not math.isfinite(value):
+        _overflows += 1
+    return value
+
+
+def overflows_seen() -> int:
+    return _overflows
+
+
+def may_be_unholdable(text: str, overflows_before: int) -> bool:
+    """False if the frame ``text`` certainly decoded to values PostgreSQL can hold."""
+    return "\\u" in text or _overflows != overflows_before
+
+
+def unholdable_error(payload: dict[str, Any]) -> PropertyConstraintViolationError | None:
+    """The CALLERROR for the first value PostgreSQL could not store, naming its field."""
+    found = unholdable_field(payload)
+    if found is None:
+        return None
+    field, reason = found
+    return PropertyConstraintViolationError(
+        description=f"{field or 'payload'} {reason}", details={"field": field}
+    )
 
 
 def unholdable_field(payload: dict[str, Any]) -> tuple[str, str] | None:

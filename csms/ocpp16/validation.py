@@ -31,7 +31,7 @@ from ocpp.exceptions import (
     TypeConstraintViolationError,
 )
 
-from csms.ocpp16.holdable import unholdable_field
+from csms.ocpp16.holdable import unholdable_error
 from csms.ocpp16.normalize import coerce
 
 Validator = Callable[[Any], Any]
@@ -159,18 +159,27 @@ def to_ocpp_error(exc: fastjsonschema.JsonSchemaValueException) -> OCPPError:
     )
 
 
-def validate_request(action: str, payload: dict[str, Any], deviations: list[str]) -> dict[str, Any]:
-    """Validate a charger's request; coerce known deviations; raise the matching OCPPError."""
-    return _validate(action, payload, deviations)
+def validate_request(
+    action: str, payload: dict[str, Any], deviations: list[str], *, screen: bool = False
+) -> dict[str, Any]:
+    """Validate a charger's request; coerce known deviations; raise the matching OCPPError.
+
+    A CALL from ``parse_frame`` has been screened for values PostgreSQL cannot hold;
+    ``screen=True`` checks a payload that did not come that way.
+    """
+    return _validate(action, payload, deviations, screen=screen)
 
 
 def validate_response(
     action: str, payload: dict[str, Any], deviations: list[str]
 ) -> dict[str, Any]:
-    return _validate(f"{action}Response", payload, deviations)
+    # CALLRESULTs are not screened by parse_frame.
+    return _validate(f"{action}Response", payload, deviations, screen=True)
 
 
-def _validate(name: str, payload: dict[str, Any], deviations: list[str]) -> dict[str, Any]:
+def _validate(
+    name: str, payload: dict[str, Any], deviations: list[str], *, screen: bool
+) -> dict[str, Any]:
     validate = validator_for(name)
     try:
         validate(payload)
@@ -183,7 +192,11 @@ def _validate(name: str, payload: dict[str, Any], deviations: list[str]) -> dict
         except fastjsonschema.JsonSchemaValueException as second:
             raise to_ocpp_error(second) from None
         payload = coerced
-    check_holdable(payload)
+        # "1e400" as a string where a number belongs becomes Infinity here.
+        check_holdable(payload)
+    else:
+        if screen:
+            check_holdable(payload)
     if any(_exceeds(payload, path, limit) for path, limit in length_rules(name)):
         deviations.append("string_too_long")
     return payload
@@ -191,9 +204,6 @@ def _validate(name: str, payload: dict[str, Any], deviations: list[str]) -> dict
 
 def check_holdable(payload: dict[str, Any]) -> None:
     """Refuse what PostgreSQL could not store, naming the field (see ``holdable``)."""
-    found = unholdable_field(payload)
-    if found is not None:
-        field, reason = found
-        raise PropertyConstraintViolationError(
-            description=f"{field or 'payload'} {reason}", details={"field": field}
-        )
+    error = unholdable_error(payload)
+    if error is not None:
+        raise error

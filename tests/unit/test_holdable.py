@@ -79,3 +79,31 @@ def test_unholdable_values_are_found_with_their_path(
 )
 def test_holdable_values_pass(payload: dict[str, object]) -> None:
     assert unholdable_field(payload) is None
+
+
+@pytest.mark.parametrize(
+    ("payload_text", "field"),
+    [
+        ('{"idTag": "A\\u0000"}', "idTag"),
+        ('{"idTag": "A\\ud800"}', "idTag"),
+        ('{"v": [1, {"n": 1e400}]}', "v.1.n"),
+        ('{"v": -1e999}', "v"),
+        ('{"v": ' + "9" * 400 + ".0}", "v"),
+    ],
+)
+def test_call_with_an_unholdable_value_is_refused_by_the_framing_naming_the_field(
+    payload_text: str, field: str
+) -> None:
+    with pytest.raises(MalformedFrame) as caught:
+        parse_frame(f'[2, "id-9", "Authorize", {payload_text}]')
+
+    assert caught.value.error.code == "PropertyConstraintViolation"
+    assert caught.value.error.details == {"field": field}
+    assert caught.value.message_id == "id-9"
+
+
+@pytest.mark.parametrize(
+    "payload_text", ['{"idTag": "\\ud83d\\ude97"}', '{"n": 1e308}', '{"s": "\\\\u0000"}']
+)
+def test_call_with_only_holdable_values_passes_the_framing(payload_text: str) -> None:
+    assert parse_frame(f'[2, "id-9", "Authorize", {payload_text}]').message_id == "id-9"

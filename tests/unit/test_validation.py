@@ -766,17 +766,24 @@ def test_value_postgresql_cannot_hold_is_refused_naming_the_field(
     action: str, changes: dict[str, Any], field: str, word: str
 ) -> None:
     with pytest.raises(PropertyConstraintViolationError) as caught:
-        validate_request(action, _with(action, **changes), [])
+        validate_request(action, _with(action, **changes), [], screen=True)
 
     assert caught.value.details == {"field": field}
     assert word in caught.value.description
+
+
+def test_number_as_string_that_overflows_once_coerced_is_refused_unscreened() -> None:
+    payload = _with("StartTransaction", vendorData={"k": 1}, meterStart="1e400")
+
+    with pytest.raises(OCPPError):
+        validate_request("StartTransaction", payload, [])
 
 
 def test_unholdable_sampled_value_is_refused_naming_its_place() -> None:
     payload = _meter_values(value="12\x00")
 
     with pytest.raises(PropertyConstraintViolationError) as caught:
-        validate_request("MeterValues", payload, [])
+        validate_request("MeterValues", payload, [], screen=True)
 
     assert caught.value.details == {"field": "meterValue.0.sampledValue.0.value"}
 
@@ -785,4 +792,4 @@ def test_characters_outside_the_bmp_and_literal_escapes_are_holdable() -> None:
     # Screened as suspicious (a surrogate pair once encoded, a backslash-u), then cleared.
     payload = _with("DataTransfer", data="car \U0001f697 \\u0000 Infinity")
 
-    assert validate_request("DataTransfer", payload, []) == payload
+    assert validate_request("DataTransfer", payload, [], screen=True) == payload
