@@ -25,6 +25,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--refresh-grace", type=float, default=60.0)
     parser.add_argument("--webhook-url", help="deliver webhooks here (VERIFY sent at start)")
     parser.add_argument("--amt", help="application management token (webhook signing key)")
+    parser.add_argument(
+        "--retire-v2", action="store_true", help="answer every v2.0 path as the switched-off API"
+    )
     return parser.parse_args(argv)
 
 
@@ -42,7 +45,12 @@ async def main(args: argparse.Namespace) -> None:
     if args.webhook_url and args.amt:
         # The VERIFY challenge goes out as soon as the server is up.
         fake.webhooks.configure(args.webhook_url, args.amt)
-    print(f"fake Smartcar on http://127.0.0.1:{args.port} (API at /v2.0)", flush=True)
+    fake.v3.v2_retired = args.retire_v2
+    print(
+        f"fake Smartcar on http://127.0.0.1:{args.port} (API at /v3 and /v2.0, "
+        "management at /management/v3, app tokens at /oauth2/token)",
+        flush=True,
+    )
     await serve(fake, args.port)
 
 
