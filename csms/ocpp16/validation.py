@@ -9,7 +9,7 @@ strings longer than their CiString maximum (idTags, serial numbers) are kept in 
 (numbers as strings, enum spelling) and validated again before we refuse it.
 
 What the database cannot hold (NUL, lone surrogates, ``1e400``) is refused here, before
-we answer (``csms.ocpp16.holdable``), and so are connector ids 1.6 does not allow:
+we answer (``csms.ocppj.holdable``), and so are connector ids 1.6 does not allow:
 ``connectorId`` >= 0 everywhere, > 0 on StartTransaction.
 """
 
@@ -31,8 +31,8 @@ from ocpp.exceptions import (
     TypeConstraintViolationError,
 )
 
-from csms.ocpp16.holdable import unholdable_error
 from csms.ocpp16.normalize import coerce
+from csms.ocppj.holdable import unholdable_error
 
 Validator = Callable[[Any], Any]
 

@@ -17,7 +17,7 @@ from ocpp.exceptions import (
     ProtocolError,
 )
 
-from csms.ocpp16 import holdable
+from csms.ocppj import holdable
 
 CALL = 2
 CALLRESULT = 3
@@ -109,7 +109,7 @@ def parse_frame(text: str | bytes) -> Message:
             raise MalformedFrame(
                 FormationViolationError(description="Payload must be a JSON object"), message_id
             )
-        # What we could not store is refused before anyone answers it (csms.ocpp16.holdable).
+        # What we could not store is refused before anyone answers it (csms.ocppj.holdable).
         if holdable.may_be_unholdable(text, overflows):
             error = holdable.unholdable_error(payload)
             if error is not None:

@@ -1,4 +1,4 @@
-"""Pre-parse bounds (csms.ocpp16.holdable): nesting depth, values PostgreSQL cannot hold."""
+"""Pre-parse bounds (csms.ocppj.holdable): nesting depth, values PostgreSQL cannot hold."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from csms.ocpp16.framing import MalformedFrame, parse_frame
-from csms.ocpp16.holdable import MAX_DEPTH, nesting_exceeds, unholdable_field
+from csms.ocppj.framing import MalformedFrame, parse_frame
+from csms.ocppj.holdable import MAX_DEPTH, nesting_exceeds, unholdable_field
 
 
 def _frame(levels: int, text: str = "") -> str:
