@@ -5,6 +5,7 @@ Runs each scenario against our server, the bare-``ocpp`` reference and the raw
 per scenario and finally one line of JSON with every figure (prefixed ``BENCH_JSON``).
 Without scenario names it runs all but ``scale`` (the closed-loop fleet of issue 4,
 which ``mix`` supersedes as the realistic load).
+``fuzz`` (hostile frames, ours only) runs only when named.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import heartbeat, memory, meter_values, mix, scale, storm
+from bench import fuzz, heartbeat, memory, meter_values, mix, scale, storm
 from bench.common import Options
 from bench.load import raise_fd_limit
 from bench.report import render
@@ -33,6 +34,8 @@ SCENARIOS: dict[str, Callable[[Options], dict[str, Any]]] = {
     "memory": memory.run,
     "meter_values": meter_values.run,
     "scale": scale.run,
+    # Hostile input (issue 14): ours only; not in the default set, run it by name.
+    "fuzz": fuzz.run,
 }
 DEFAULT_SCENARIOS = ("heartbeat", "storm", "mix", "memory", "meter_values")
 

@@ -262,15 +262,13 @@ async def _heartbeats(
 async def _meter_values(
     connection: LeanConnection, deadline: float, latencies: Latencies, entries: int
 ) -> None:
-    # A ring of distinct frames, built before the clock starts: no payload repeats within
-    # the last few a charger sent, so none is taken for a retransmission.
-    ring = [frames.meter_values(1, entries) for _ in range(16)]
+    # Every frame is new readings (its own timestamps), built outside the timed call: a
+    # repeated frame is a retransmission, stored once by the database's unique key, and
+    # would not add rows.
     samples = latencies.setdefault("MeterValues", array("d"))
     clock, call, append = time.perf_counter, connection.call, samples.append
-    sent = 0
     while time.monotonic() < deadline:
-        frame = ring[sent % len(ring)]
-        sent += 1
+        frame = frames.meter_values(1, entries)
         t0 = clock()
         answer = await call(frame)
         append(clock() - t0)

@@ -147,6 +147,10 @@ def render(name: str, results: dict[str, Any]) -> str:
         return _render_sized(results, _mix_figures, _mix_title)
     elif name == "scale":
         return _render_sized(results, _scale_figures, _scale_title)
+    elif name == "fuzz":
+        from bench.fuzz import render as render_fuzz
+
+        return render_fuzz(results)
     else:
         return f"== {name}: {results}"
     return _table(title, results, figures) + _profiles(name, results)

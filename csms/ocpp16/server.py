@@ -32,6 +32,9 @@ from csms.security.tls import server_context
 log = structlog.get_logger()
 
 OCPP16 = "ocpp1.6"
+# A larger frame closes the connection with 1009 (RFC 6455 7.4.1): the largest 1.6
+# messages (a full local list, a CSR, a long MeterValues) are tens of kilobytes.
+MAX_FRAME_BYTES = 1 << 20
 
 
 def select_subprotocol(
@@ -142,7 +145,7 @@ class OcppServer:
             "ping_interval": None,
             # permessage-deflate costs ~100 KB of zlib state per connection.
             "compression": None,
-            "max_size": 1 << 20,
+            "max_size": MAX_FRAME_BYTES,
             # asyncio's default backlog of 100 overflows when a fleet reconnects at once
             # (measured: 10,000 chargers took 56 s instead of seconds); the kernel then
             # drops SYNs and chargers wait on 1, 2, 4, 8 s retransmit timers.
@@ -179,12 +182,17 @@ class OcppServer:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        refused = process_request(connection, request)
-        if refused is not None:
-            return refused
-        identity = identity_from_path(request.path)
-        assert identity is not None
-        return await self.guard.check(connection, request, identity)
+        try:
+            refused = process_request(connection, request)
+            if refused is not None:
+                return refused
+            identity = identity_from_path(request.path)
+            assert identity is not None
+            return await self.guard.check(connection, request, identity)
+        except Exception:
+            # Ours to log as one JSON event, not websockets' (a multi-line traceback).
+            log.exception("ocpp.handshake_failed", path=request.path, remote=_remote(connection))
+            return connection.respond(503, "The central system could not check this charger\n")
 
     async def close(self) -> None:
         if self._sweeper is not None:
@@ -200,6 +208,20 @@ class OcppServer:
         await asyncio.gather(*self._closers, return_exceptions=True)
 
     async def _handle(self, ws: ServerConnection) -> None:
+        # No exception may reach websockets' handler wrapper: it would log a multi-line
+        # traceback on stderr and close with 1011 without a word in our log.
+        try:
+            await self._serve_charger(ws)
+        except Exception:
+            log.exception(
+                "ocpp.connection_failed",
+                path=ws.request.path if ws.request else None,
+                remote=_remote(ws),
+            )
+            with contextlib.suppress(Exception):
+                await ws.close(1011, "internal error")
+
+    async def _serve_charger(self, ws: ServerConnection) -> None:
         assert ws.request is not None
         charge_point_id = identity_from_path(ws.request.path)
         assert charge_point_id is not None  # process_request refused the others
