@@ -67,6 +67,7 @@ async def create_account(
         tariff_per_kwh,
         currency,
     )
+    assert row is not None  # INSERT ... RETURNING yields the row it inserted
     return Account(**dict(row))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import asyncpg
+from csms.db.pool import Connection
 
 
 class StatusRow(NamedTuple):
@@ -25,7 +25,7 @@ class StatusRow(NamedTuple):
 _HISTORY_COLUMNS = list(StatusRow._fields)
 
 
-async def flush_statuses(connection: asyncpg.Connection, rows: list[StatusRow]) -> None:
+async def flush_statuses(connection: Connection, rows: list[StatusRow]) -> None:
     await connection.copy_records_to_table("status_history", records=rows, columns=_HISTORY_COLUMNS)
     # Within one batch the last report per connector is the current one.
     latest = {(r.charge_point_id, r.connector_id): r for r in rows}

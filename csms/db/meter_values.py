@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import asyncpg
+from csms.db.pool import Connection
 
 
 class MeterValueRow(NamedTuple):
@@ -31,5 +31,5 @@ class MeterValueRow(NamedTuple):
 _COLUMNS = list(MeterValueRow._fields)
 
 
-async def flush_meter_values(connection: asyncpg.Connection, rows: list[MeterValueRow]) -> None:
+async def flush_meter_values(connection: Connection, rows: list[MeterValueRow]) -> None:
     await connection.copy_records_to_table("meter_values", records=rows, columns=_COLUMNS)
