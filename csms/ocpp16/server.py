@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -94,7 +95,7 @@ class OcppServer:
         return self._server is not None and self._server.is_serving()
 
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> None:
-        options = {
+        options: dict[str, Any] = {
             "subprotocols": [Subprotocol(OCPP16)],
             "select_subprotocol": select_subprotocol,
             "process_request": self._process_request,
@@ -225,7 +226,8 @@ async def _ping(connection: ChargePointConnection, loop: asyncio.AbstractEventLo
         waiter = await connection.ws.ping()
     except ConnectionClosed:
         return
-    waiter.add_done_callback(pong)
+    # websockets types ping() as Awaitable; it is a Future, which ensure_future returns as is.
+    asyncio.ensure_future(waiter).add_done_callback(pong)
 
 
 def _enable_tcp_keepalive(ws: ServerConnection) -> None:
