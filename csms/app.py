@@ -17,7 +17,7 @@ import uvicorn
 
 from csms.config import Settings
 from csms.db import charge_points, id_tags
-from csms.db.batch import BatchWriter
+from csms.db.batch import BatchWriter, GroupCommit
 from csms.db.charge_points import Presence, flush_boots, flush_new_charge_points
 from csms.db.connectors import flush_statuses
 from csms.db.embedded import EmbeddedPostgres
@@ -108,23 +108,18 @@ class CentralSystem:
         await migrate_database(self.dsn)
         self.pool = await create_pool(self.dsn)
         self.presence = Presence(self.pool, self.node_id)
+        # One group commit for all hot writers: what arrives together commits together.
+        group = GroupCommit("hot_writes", self.pool)
         self.new_charge_points = BatchWriter(
-            "new_charge_points", self.pool, flush_new_charge_points, max_rows=5000
+            "new_charge_points", self.pool, flush_new_charge_points, max_rows=5000, group=group
         )
-        self.boots = BatchWriter("boots", self.pool, flush_boots, max_rows=1000)
+        self.boots = BatchWriter("boots", self.pool, flush_boots, max_rows=1000, group=group)
+        rows = settings.write_batch_rows
         self.statuses = BatchWriter(
-            "statuses",
-            self.pool,
-            flush_statuses,
-            max_rows=settings.write_batch_rows,
-            max_delay=settings.write_batch_seconds,
+            "statuses", self.pool, flush_statuses, max_rows=rows, group=group
         )
         self.meter_values = BatchWriter(
-            "meter_values",
-            self.pool,
-            flush_meter_values,
-            max_rows=settings.write_batch_rows,
-            max_delay=settings.write_batch_seconds,
+            "meter_values", self.pool, flush_meter_values, max_rows=rows, group=group
         )
         for writer in self._writers:
             writer.start()

@@ -137,10 +137,12 @@ def _extra(payload: dict[str, Any]) -> dict[str, Any] | None:
 
 
 async def record_orphan_stop(db: Connection, row: StopRow) -> None:
+    """Keep a stop for an id we never issued; a resend of it is stored once (0006)."""
     await db.execute(
         """INSERT INTO orphan_stops (charge_point_id, transaction_id, id_tag, meter_stop_wh,
                stop_timestamp, stop_reason, received_at, payload)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT DO NOTHING""",
         row.charge_point_id,
         row.transaction_id,
         row.id_tag,
