@@ -44,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .csms .pytest_cache
+	rm -rf $(VENV) .csms .pytest_cache .mypy_cache
