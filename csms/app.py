@@ -7,9 +7,9 @@ import contextlib
 import functools
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
@@ -241,7 +241,7 @@ class CentralSystem:
         return bridge
 
     @property
-    def _writers(self) -> tuple[BatchWriter, ...]:  # type: ignore[type-arg]
+    def _writers(self) -> tuple[BatchWriter[Any], ...]:
         return (self.new_charge_points, self.boots, self.statuses, self.meter_values)
 
     async def _mark_all_disconnected(self) -> None:
@@ -343,8 +343,8 @@ class CentralSystem:
         except CommandError:
             pass  # logged by the command service; the charger will boot on its own schedule
 
-    def _spawn(self, coroutine: object) -> None:
-        task = asyncio.create_task(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -365,8 +365,9 @@ class CentralSystem:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.dashboard_feed is not None:
             await self.dashboard_feed.close()
-        if getattr(self, "bridge", None) is not None:
-            await self.bridge.close()
+        bridge = getattr(self, "bridge", None)  # absent when start() failed early
+        if bridge is not None:
+            await bridge.close()
         if hasattr(self, "security"):
             await self.security.close()
         if hasattr(self, "pool"):

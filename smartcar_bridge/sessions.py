@@ -452,11 +452,13 @@ class PlugAndCharge:
                 self._pool,
                 session.id,
                 self._clock(),
-                end_soc,
+                battery.soc_percent,
                 None,
                 "smartcar",
                 battery.meta.data_age,
             )
+        # Every session row is created with its account's tariff (session_store.create).
+        assert session.tariff_per_kwh is not None
         result = reconcile(
             meter_start_wh=session.meter_start_wh,
             meter_stop_wh=event.meter_stop_wh,

@@ -24,10 +24,12 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 import structlog
 
+from csms.db.pool import Connection
+
 log = structlog.get_logger()
 
 Row = TypeVar("Row")
-FlushFn = Callable[[asyncpg.Connection, list[Row]], Awaitable[None]]
+FlushFn = Callable[[Connection, list[Row]], Awaitable[None]]
 
 _RETRYABLE = (
     OSError,

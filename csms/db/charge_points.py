@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 import structlog
 
+from csms.db.pool import Connection
+
 log = structlog.get_logger()
 
 _BOOT_FIELDS = {
@@ -52,9 +54,7 @@ class NewChargePoint:
     at: datetime
 
 
-async def flush_new_charge_points(
-    connection: asyncpg.Connection, rows: list[NewChargePoint]
-) -> None:
+async def flush_new_charge_points(connection: Connection, rows: list[NewChargePoint]) -> None:
     # Keys in sorted order in every writer that inserts charge points: two batches
     # touching the same new chargers then queue behind each other instead of deadlocking.
     rows = sorted(rows, key=lambda r: r.charge_point_id)
@@ -85,7 +85,7 @@ class BootRow:
     registration_status: str
 
 
-async def flush_boots(connection: asyncpg.Connection, rows: list[BootRow]) -> None:
+async def flush_boots(connection: Connection, rows: list[BootRow]) -> None:
     # An upsert: the charger's first-contact row may still be in another writer's batch.
     await connection.executemany(
         """INSERT INTO charge_points (id, registration_status, vendor, model, serial_number,

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
+from csms.db.pool import Connection
 from csms.domain.connectors import is_plausible
 
 
@@ -39,12 +40,12 @@ _MOVE_STAGE = f"""WITH staged AS (DELETE FROM status_history_stage RETURNING {_C
     SELECT {_COLUMN_LIST} FROM staged ON CONFLICT DO NOTHING"""
 
 
-async def flush_statuses(connection: asyncpg.Connection, rows: list[StatusRow]) -> None:
+async def flush_statuses(connection: Connection, rows: list[StatusRow]) -> None:
     """Store a batch of status reports (inside the caller's transaction)."""
     await insert_statuses(connection, rows)
 
 
-async def insert_statuses(connection: asyncpg.Connection, rows: list[StatusRow]) -> int:
+async def insert_statuses(connection: Connection, rows: list[StatusRow]) -> int:
     """Store ``rows`` in a transaction; return how many history rows were new."""
     if not rows:
         return 0
@@ -54,7 +55,7 @@ async def insert_statuses(connection: asyncpg.Connection, rows: list[StatusRow])
     return await _insert(connection, rows)
 
 
-async def _insert(connection: asyncpg.Connection, rows: list[StatusRow]) -> int:
+async def _insert(connection: Connection, rows: list[StatusRow]) -> int:
     inserted = await _insert_history(connection, rows)
     # Within one batch the last report per connector is the current one.
     latest = {(r.charge_point_id, r.connector_id): r for r in rows if is_plausible(r.connector_id)}
@@ -71,7 +72,7 @@ async def _insert(connection: asyncpg.Connection, rows: list[StatusRow]) -> int:
     return inserted
 
 
-async def _insert_history(connection: asyncpg.Connection, rows: list[StatusRow]) -> int:
+async def _insert_history(connection: Connection, rows: list[StatusRow]) -> int:
     # Straight COPY unless the batch holds a resend (as for meter values: the staging
     # detour would cost the reconnect storm, which is all StatusNotifications).
     try:

@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
+from csms.db.pool import Connection
+
 
 class MeterValueRow(NamedTuple):
     charge_point_id: str
@@ -48,12 +50,12 @@ _MOVE_STAGE = f"""WITH staged AS (DELETE FROM meter_values_stage RETURNING {_COL
     SELECT {_COLUMN_LIST} FROM staged ON CONFLICT DO NOTHING"""
 
 
-async def flush_meter_values(connection: asyncpg.Connection, rows: list[MeterValueRow]) -> None:
+async def flush_meter_values(connection: Connection, rows: list[MeterValueRow]) -> None:
     """Store a batch of sampled values (the batch writer's flush)."""
     await insert_meter_values(connection, rows)
 
 
-async def insert_meter_values(connection: asyncpg.Connection, rows: list[MeterValueRow]) -> int:
+async def insert_meter_values(connection: Connection, rows: list[MeterValueRow]) -> int:
     """Store ``rows``, skipping sampled values already stored; return how many were new."""
     if not rows:
         return 0
@@ -64,7 +66,7 @@ async def insert_meter_values(connection: asyncpg.Connection, rows: list[MeterVa
     return await _flush(connection, rows)
 
 
-async def _flush(connection: asyncpg.Connection, rows: list[MeterValueRow]) -> int:
+async def _flush(connection: Connection, rows: list[MeterValueRow]) -> int:
     # Fast path: a batch with no resend in it (nearly all) is copied straight into the
     # table, as before the unique key existed; the staging detour costs about a third
     # more database time per row, and the writer's database time is its throughput.

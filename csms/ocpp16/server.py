@@ -137,7 +137,7 @@ class OcppServer:
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> None:
         # Before the first upgrade: a reconnecting fleet is then checked from memory.
         await self.guard.cache.preload()
-        options = {
+        options: dict[str, Any] = {
             "subprotocols": [Subprotocol(OCPP16)],
             "select_subprotocol": select_subprotocol,
             "process_request": self._process_request,
@@ -298,7 +298,8 @@ async def _ping(connection: ChargePointConnection, loop: asyncio.AbstractEventLo
         waiter = await connection.ws.ping()
     except ConnectionClosed:
         return
-    waiter.add_done_callback(pong)
+    # websockets types ping() as Awaitable; it is a Future, which ensure_future returns as is.
+    asyncio.ensure_future(waiter).add_done_callback(pong)
 
 
 def _enable_tcp_keepalive(ws: ServerConnection) -> None:
