@@ -11,7 +11,7 @@ import httpx
 import structlog
 
 from csms.config import BridgeSettings
-from csms.domain.events import EventBus
+from csms.domain.events import EventPort
 from csms.metrics import Metrics
 from smartcar_bridge import store
 from smartcar_bridge.client import SmartcarClient
@@ -33,7 +33,7 @@ class Bridge:
         settings: BridgeSettings,
         *,
         pool: asyncpg.Pool,
-        events: EventBus,
+        events: EventPort,
         send_command: Callable[..., Awaitable[dict[str, Any]]],
         register_id_tag: RegisterIdTag,
         clock: Callable[[], datetime],

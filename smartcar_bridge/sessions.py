@@ -23,7 +23,7 @@ from csms.config import BridgeSettings
 from csms.domain.events import (
     ConnectorStatusChanged,
     Event,
-    EventBus,
+    EventPort,
     MeterSampled,
     TransactionStarted,
     TransactionStopped,
@@ -56,7 +56,7 @@ class PlugAndCharge:
         pool: asyncpg.Pool,
         access: VehicleAccess,
         send_command: SendCommand,
-        events: EventBus,
+        events: EventPort,
         settings: BridgeSettings,
         clock: Clock,
     ) -> None:

@@ -107,7 +107,7 @@ class NatsInvalidations(LocalInvalidations):
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Future[None]) -> None:
-        self._tasks.discard(task)  # type: ignore[arg-type]
+        self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("cluster.invalidation_handler_failed", exc_info=task.exception())
 

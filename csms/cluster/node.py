@@ -64,7 +64,7 @@ class ClusterNode:
             )
         except (nats.errors.Error, OSError) as exc:
             raise NatsUnreachable(f"NATS at {self.nats_url} is unreachable ({exc})") from None
-        log.info("cluster.nats_connected", url=self.nc.connected_url.geturl())
+        log.info("cluster.nats_connected", url=self._server_url())
 
     def make_presence(self, pool: asyncpg.Pool) -> ClusterPresence:
         self.presence = ClusterPresence(pool, self.node_id)
@@ -116,6 +116,10 @@ class ClusterNode:
                 await self.nc.flush(timeout=2)
             await self.nc.close()
 
+    def _server_url(self) -> str:
+        url = self.nc.connected_url if self.nc is not None else None
+        return url.geturl() if url is not None else self.nats_url
+
     def _rejoined(self) -> None:
         if self.presence is not None:
             self.presence.reassert()
@@ -133,7 +137,7 @@ class ClusterNode:
     async def _reconnected(self) -> None:
         assert self.nc is not None
         self._quiet = False
-        log.info("cluster.nats_reconnected", url=self.nc.connected_url.geturl())
+        log.info("cluster.nats_reconnected", url=self._server_url())
         # What other nodes broadcast while we were away never came: forget everything.
         self.invalidations.forget_everything()
 

@@ -30,7 +30,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, JSONResponse
 
 from csms.db import fleet
-from csms.domain.events import Event, EventBus, MeterSampled
+from csms.domain.events import Event, EventPort, MeterSampled
 from csms.http.paging import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor, jsonable
 from csms.http.problems import problem
 from csms.http.schemas import DashboardSummary, FleetPage, errors
@@ -50,7 +50,7 @@ SummarySection = Callable[[datetime], Awaitable[dict[str, Any]]]
 class DashboardFeed:
     """The last events from the event bus, for the dashboard's "recent events"."""
 
-    def __init__(self, events: EventBus, size: int = RECENT_EVENTS) -> None:
+    def __init__(self, events: EventPort, size: int = RECENT_EVENTS) -> None:
         self._bus = events
         self._queue = events.observe()  # now, so nothing published before start is missed
         # (seq, event): turned into JSON only when the page asks; a reconnecting fleet

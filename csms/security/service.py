@@ -19,7 +19,7 @@ import structlog
 from csms.config import Settings
 from csms.db import security as db
 from csms.domain import registration
-from csms.domain.events import EventBus
+from csms.domain.events import EventPort
 from csms.ocpp16.commands import CommandService
 from csms.ocpp16.errors import CommandError
 from csms.security.ca import ChargerCA, CsrRejected
@@ -35,7 +35,7 @@ class SecurityService:
         self,
         settings: Settings,
         pool: asyncpg.Pool,
-        events: EventBus,
+        events: EventPort,
         commands: CommandService,
         guard: HandshakeGuard,
         is_connected: Callable[[str], bool],
