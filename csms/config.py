@@ -48,6 +48,15 @@ class BridgeSettings:
     energy_tolerance: float = 0.15
     start_timeout: float = 90.0
     match_give_up_after: float = 180.0
+    # Plug-and-charge matching (README "Plug-and-charge"): a car is a candidate for a
+    # plug-in only if its own plug-in is within match_window of the charger's Preparing;
+    # a plug-in waits match_settle for its neighbours' Preparing before a direct match;
+    # a confirmation start waits confirm_timeout for a candidate to charge, reading the
+    # candidates every confirm_poll.
+    match_window: float = 120.0
+    match_settle: float = 3.0
+    confirm_timeout: float = 120.0
+    confirm_poll: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +170,10 @@ def _bridge_settings(reader: _Reader) -> BridgeSettings | None:
         match_give_up_after=reader.seconds(
             "CSMS_BRIDGE_MATCH_GIVE_UP_AFTER", defaults.match_give_up_after
         ),
+        match_window=reader.seconds("CSMS_BRIDGE_MATCH_WINDOW", defaults.match_window),
+        match_settle=reader.seconds("CSMS_BRIDGE_MATCH_SETTLE", defaults.match_settle),
+        confirm_timeout=reader.seconds("CSMS_BRIDGE_CONFIRM_TIMEOUT", defaults.confirm_timeout),
+        confirm_poll=reader.seconds("CSMS_BRIDGE_CONFIRM_POLL", defaults.confirm_poll),
     )
 
 

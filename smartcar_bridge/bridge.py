@@ -69,6 +69,7 @@ class Bridge:
             events=events,
             settings=settings,
             clock=clock,
+            register_id_tag=register_id_tag,
         )
 
     async def start(self) -> None:

@@ -131,6 +131,10 @@ async def bridge_env(
     poll_interval: float = 1.0,
     match_give_up_after: float = 4.0,
     access_token_ttl_s: float = 7200.0,
+    match_window: float = 3.0,
+    match_settle: float = 0.3,
+    confirm_timeout: float = 3.0,
+    confirm_poll: float = 0.2,
 ) -> AsyncIterator[BridgeEnv]:
     http_sock = _bound_socket()
     base = f"http://127.0.0.1:{http_sock.getsockname()[1]}"
@@ -154,6 +158,10 @@ async def bridge_env(
             poll_interval=poll_interval,
             start_timeout=TIMEOUT,
             match_give_up_after=match_give_up_after,
+            match_window=match_window,
+            match_settle=match_settle,
+            confirm_timeout=confirm_timeout,
+            confirm_poll=confirm_poll,
         )
         with_bridge = replace(settings, bridge=bridge)
         system = CentralSystem(with_bridge)
