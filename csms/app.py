@@ -208,8 +208,10 @@ class CentralSystem:
         routers = [security_router(self)]
         if self.bridge is not None:
             from smartcar_bridge.http import create_router
+            from smartcar_bridge.http_plug_ins import create_router as plug_in_router
 
             routers.append(create_router(self.bridge))
+            routers.append(plug_in_router(self.bridge))
         config = uvicorn.Config(
             create_app(self, routers), log_config=None, access_log=False, lifespan="off"
         )

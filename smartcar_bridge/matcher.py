@@ -142,7 +142,10 @@ class CarWatch:
         async with self._reads:
             status = await self._access.charge_status(vehicle, log)
             location = None
-            if status is not None and status.is_plugged_in and with_location:
+            # A plugged car's position places it; an unknown position is read once, so a
+            # car whose cloud is slow later is still known to be elsewhere.
+            unknown = vehicle.latitude is None
+            if status is not None and with_location and (status.is_plugged_in or unknown):
                 location = await self._access.location(vehicle, log)
         if status is None:
             return _Reading(None, False, None, None, None, loop.time())
