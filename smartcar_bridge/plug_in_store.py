@@ -160,8 +160,10 @@ async def remote_start_sent(pool: asyncpg.Pool, plug_in_id: int, at: datetime) -
 async def recent(pool: asyncpg.Pool, limit: int = 1000) -> list[dict[str, Any]]:
     rows = await pool.fetch(
         """SELECT p.id, p.charge_point_id, p.connector_id, p.plugged_at, p.ended_at, p.outcome,
-                  p.reason, v.vin, p.session_id, p.remote_start_at, p.decided_at
+                  p.reason, v.vin, p.session_id, s.transaction_id, p.remote_start_at,
+                  p.decided_at
            FROM plug_ins p LEFT JOIN vehicles v ON v.id = p.vehicle_id
+           LEFT JOIN charging_sessions s ON s.id = p.session_id
            ORDER BY p.id DESC LIMIT $1""",
         limit,
     )
