@@ -7,12 +7,14 @@ every bill the bridge made is checked against it."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import structlog
 
 from csms.config import Settings
+from csms.domain.events import ConnectorStatusChanged
 from simulators.world import World
 from tests.conftest import TIMEOUT
 from tests.e2e.bridge_env import BridgeEnv, bridge_env, car, charger
@@ -78,6 +80,10 @@ async def _outcome(env: BridgeEnv, db: asyncpg.Connection, cp: str) -> dict[str,
         cp,
     )
     return dict(row)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _latency(row: dict[str, Any]) -> float:
@@ -256,3 +262,19 @@ async def test_stop_that_arrives_while_the_bridge_is_down_is_billed_once_after_r
     assert len(reconciled) == 1
     assert session["stop_reason"] == "EVDisconnected" and session["grid_energy_wh"] > 0
     assert session["bill_amount"] is not None
+
+
+async def test_an_event_the_bridge_cannot_handle_is_logged_and_the_next_plug_in_starts(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    world = World(vehicles=[car(A1, 0.60)], chargers=[charger("CP-A1")])
+    with structlog.testing.capture_logs() as logs:
+        async with bridge_env(settings, db, world) as env:
+            await env.link(await env.create_account(), A1)
+            # A connector id the database cannot store: the handler fails on it.
+            env.system.events.publish(
+                ConnectorStatusChanged("CP-X", 2**40, "Preparing", "Available", "NoError", _now())
+            )
+            await env.plug_in_until_charging(A1, "CP-A1")
+    failed = [e for e in logs if e["event"] == "bridge.event_failed"]
+    assert [e["event_type"] for e in failed] == ["ConnectorStatusChanged"]
