@@ -34,11 +34,18 @@ class Drivers:
 
 
 def choose_drivers(world: World, link_share: float, unpaid: int, seed: int | None) -> Drivers:
-    """Pure: which cars are linked, and which of those are on an account that cannot pay."""
+    """Pure: which cars are linked, and which of those are on an account that cannot pay.
+
+    ``unpaid`` counts drivers (with all their cars), picked among one-car owners first.
+    """
     rng = random.Random(f"{seed}:drivers")
     vins = list(world.vehicles)
     linked = sorted(rng.sample(vins, round(len(vins) * link_share)))
-    unpaid_vins = sorted(rng.sample(linked, min(unpaid, len(linked))))
+    owners: dict[str, list[str]] = {}
+    for vin in linked:
+        owners.setdefault(world.vehicle(vin).owner_id, []).append(vin)
+    singles = [cars[0] for cars in owners.values() if len(cars) == 1]
+    unpaid_vins = sorted(rng.sample(singles, min(unpaid, len(singles))))
     return Drivers(tuple(linked), tuple(unpaid_vins), tuple(v for v in vins if v not in linked))
 
 
@@ -58,11 +65,17 @@ async def set_up(api: httpx.AsyncClient, world: World, fake: RunningFake, driver
         )
         response.raise_for_status()
         accounts[status] = response.json()["id"]
+    # A driver links all their cars in one Connect session, as Smartcar Connect offers.
+    owners: dict[str, list[str]] = {}
     for vin in drivers.linked:
-        account = accounts["suspended" if vin in drivers.unpaid else "valid"]
-        fake.fake.login(vin)
+        owners.setdefault(world.vehicle(vin).owner_id, []).append(vin)
+    for vins in owners.values():
+        unpaid = any(vin in drivers.unpaid for vin in vins)
+        fake.fake.login(*vins)
         page = await api.get(
-            "/smartcar/connect", params={"account_id": account}, follow_redirects=True
+            "/smartcar/connect",
+            params={"account_id": accounts["suspended" if unpaid else "valid"]},
+            follow_redirects=True,
         )
         page.raise_for_status()
 

@@ -171,10 +171,17 @@ async def vehicle_by_smartcar_id(pool: asyncpg.Pool, smartcar_id: str) -> Vehicl
 
 
 async def match_candidates(pool: asyncpg.Pool) -> list[Vehicle]:
-    """Active vehicles not claimed by a session or a confirmation."""
+    """Active vehicles not claimed by a session or a confirmation.
+
+    A car whose link needs the driver to re-authorise cannot be read or started: like an
+    unlinked car, it is nobody's candidate (a confirmation start would never see it).
+    """
     rows = await pool.fetch(
         _VEHICLE_SELECT
-        + """ WHERE v.active AND NOT EXISTS (
+        + """ WHERE v.active
+              AND EXISTS (SELECT 1 FROM smartcar_links l
+                          WHERE l.id = v.link_id AND l.status = 'active')
+              AND NOT EXISTS (
                  SELECT 1 FROM vehicle_claims c WHERE c.vehicle_id = v.id)
               AND NOT EXISTS (
                  SELECT 1 FROM charging_sessions s
