@@ -81,7 +81,7 @@ class CarWatch:
     async def cars(
         self,
         vehicles: Sequence[store.Vehicle],
-        claimed: set[int],
+        claimed: dict[int, str],
         log: Any,
         *,
         with_location: bool,
@@ -104,7 +104,8 @@ class CarWatch:
                         reading.longitude if reading.longitude is not None else known.longitude
                     ),
                     charging=reading.charging,
-                    claimed=vehicle.id in claimed,
+                    claimed=claimed.get(vehicle.id) == "session",
+                    in_confirmation=claimed.get(vehicle.id) == "confirmation",
                 )
             )
         return cars

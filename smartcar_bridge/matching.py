@@ -13,11 +13,12 @@ successive readings the caller keeps the interval in which the car's own plug-in
 
 How a car relates to one plug-in (:func:`relate`), with ``W`` the match window:
 
-1. *Excluded* when it is claimed (in a session or a confirmation), already charging, known
+1. *Excluded* when it is claimed by a session, already charging, known
    to be farther than ``max_distance_m`` from a charger whose location is known, shown
    plugged in before ``at - W`` (plugged in long before), or shown unplugged after
    ``at + W`` or after the plug-in ended (it plugged in later, elsewhere).
-2. *Undetermined* when its state could not be read, or its data shows it unplugged but is
+2. *Undetermined* when another plug-in's confirmation start holds it (it may be released),
+   when its state could not be read, or its data shows it unplugged but is
    older than the plug-in (data older than the event says nothing about it): a slow car
    cloud. It may still turn out to be the car.
 3. Otherwise, plugged in consistently with the plug-in: a *candidate*. Data fresher than
@@ -32,7 +33,8 @@ Deciding a set of pending plug-ins (:func:`decide`):
    relations and the rule is applied again until nothing changes.
 2. A plug-in with neither candidates nor undetermined cars has *no match* (yet: the caller
    retries until the window has passed, then gives up).
-3. A plug-in with undetermined cars *waits* for fresher data, until ``now > at + W``; after
+3. A plug-in with a car held by another plug-in's confirmation waits for it to resolve.
+   A plug-in with undetermined cars *waits* for fresher data, until ``now > at + W``; after
    that, if it has candidates it goes to confirmation (never to a guess), else it waits on.
 4. Every other plug-in has candidates that cannot be told apart: it goes to *confirmation*
    together with every plug-in that shares a candidate with it (its group). A charger with
@@ -93,7 +95,8 @@ class Car:
     latitude: float | None = None
     longitude: float | None = None
     charging: bool = False
-    claimed: bool = False
+    claimed: bool = False  # in a session
+    in_confirmation: bool = False  # claimed by another plug-in's confirmation start
 
     def __post_init__(self) -> None:
         for name in ("data_at", "unplugged_at", "plugged_at"):
@@ -140,6 +143,9 @@ def relate(
     """How ``car`` relates to ``plug`` (module docstring, steps 1-3), and why."""
     if car.claimed:
         return "excluded", "claimed"
+    if car.in_confirmation:
+        # It may be found on another connector, or released: this plug-in waits for it.
+        return "undetermined", "in_confirmation"
     if car.charging:
         return "excluded", "already_charging"
     if _far(plug, car, max_distance_m):
@@ -178,13 +184,16 @@ def decide(
     car_list = list(cars)
     candidates: dict[int, set[int]] = {p.id: set() for p in plugs}
     undetermined: dict[int, set[int]] = {p.id: set() for p in plugs}
+    held: set[int] = set()  # plug-ins with a car held by another's confirmation start
     for plug in plugs:
         for car in car_list:
-            relation, _ = relate(plug, car, window=window, max_distance_m=max_distance_m)
+            relation, reason = relate(plug, car, window=window, max_distance_m=max_distance_m)
             if relation == "candidate":
                 candidates[plug.id].add(car.vehicle_id)
             elif relation == "undetermined":
                 undetermined[plug.id].add(car.vehicle_id)
+                if reason == "in_confirmation":
+                    held.add(plug.id)
 
     decided: dict[int, Decision] = {}
     settling = {p.id for p in plugs if now < p.at + settle}
@@ -200,6 +209,11 @@ def decide(
         cands, unknown = candidates[plug.id], undetermined[plug.id]
         if not cands and not unknown:
             decided[plug.id] = Decision("no_match", "no_candidate")
+        elif plug.id in held:
+            # A confirmation elsewhere will find that car or release it: soon, and surely.
+            decided[plug.id] = Decision(
+                "wait", "waiting_for_confirmation", None, _sorted(cands), _sorted(unknown)
+            )
         elif unknown and (not cands or now <= plug.at + window):
             decided[plug.id] = Decision(
                 "wait", "waiting_for_car_data", None, _sorted(cands), _sorted(unknown)

@@ -216,8 +216,10 @@ async def release_vehicle(pool: asyncpg.Pool, vehicle_id: int) -> None:
     await pool.execute("DELETE FROM vehicle_claims WHERE vehicle_id = $1", vehicle_id)
 
 
-async def claimed_vehicles(pool: asyncpg.Pool) -> set[int]:
-    return {r["vehicle_id"] for r in await pool.fetch("SELECT vehicle_id FROM vehicle_claims")}
+async def claimed_vehicles(pool: asyncpg.Pool) -> dict[int, str]:
+    """Every claimed car and what holds it (``session`` or ``confirmation``)."""
+    rows = await pool.fetch("SELECT vehicle_id, kind FROM vehicle_claims")
+    return {r["vehicle_id"]: r["kind"] for r in rows}
 
 
 async def release_stale(pool: asyncpg.Pool) -> int:

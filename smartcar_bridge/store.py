@@ -171,7 +171,8 @@ async def vehicle_by_smartcar_id(pool: asyncpg.Pool, smartcar_id: str) -> Vehicl
 
 
 async def match_candidates(pool: asyncpg.Pool) -> list[Vehicle]:
-    """Active vehicles not claimed by a session or a confirmation.
+    """Active vehicles not in a session (cars held by a confirmation start are included:
+    the matcher treats them as undetermined).
 
     A car whose link needs the driver to re-authorise cannot be read or started: like an
     unlinked car, it is nobody's candidate (a confirmation start would never see it).
@@ -182,7 +183,7 @@ async def match_candidates(pool: asyncpg.Pool) -> list[Vehicle]:
               AND EXISTS (SELECT 1 FROM smartcar_links l
                           WHERE l.id = v.link_id AND l.status = 'active')
               AND NOT EXISTS (
-                 SELECT 1 FROM vehicle_claims c WHERE c.vehicle_id = v.id)
+                 SELECT 1 FROM vehicle_claims c WHERE c.vehicle_id = v.id AND c.kind = 'session')
               AND NOT EXISTS (
                  SELECT 1 FROM charging_sessions s
                  WHERE s.vehicle_id = v.id AND s.ended_at IS NULL)

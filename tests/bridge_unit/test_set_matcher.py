@@ -193,6 +193,16 @@ def test_claimed_cars_are_nobodys_candidates() -> None:
     assert decisions[1].vehicle_id == 8
 
 
+def test_car_held_by_another_confirmation_makes_the_plug_in_wait_not_give_up() -> None:
+    held = Car(7, True, s(5), s(-30), s(5), *NEXT_TO_A, in_confirmation=True)
+    assert relate(plug(1), held, window=W) == ("undetermined", "in_confirmation")
+    late = run([plug(1)], [held], now=500)[1]
+    assert late.outcome == "wait" and late.undetermined == (7,)
+    # Even with another candidate after the window: no confirmation while 7 is held.
+    both = run([plug(1)], [held, car(8)], now=500)[1]
+    assert (both.outcome, both.reason) == ("wait", "waiting_for_confirmation")
+
+
 def test_charger_without_location_with_one_car_in_the_fleet_is_matched_by_time() -> None:
     decision = run([plug(1, where=None)], [car(7, where=SITE_B)])[1]
     assert decision.vehicle_id == 7
