@@ -227,6 +227,11 @@ def format_summary(s: dict[str, Any]) -> str:
             f"  plug-in -> RemoteStart: median {latency['median']} s, max {latency['max']} s "
             f"over {latency['count']} starts"
         )
+        for outcome, spread in bridge["remote_start_latency_by_outcome_s"].items():
+            lines.append(
+                f"    {outcome}: median {spread['median']} s, max {spread['max']} s "
+                f"({spread['count']})"
+            )
     if s.get("timed_out"):
         lines.append("  (stopped by the real-time bound)")
     return "\n".join(lines)

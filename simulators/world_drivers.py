@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import statistics
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,11 +103,14 @@ def plug_in_report(
             wrong.append(record["id"])  # a transaction with nobody on the cable
         elif cable is not None and cable.vin[-6:] != str(record["vin"])[-6:]:
             wrong.append(record["id"])  # started or billed for another car
-    latencies = sorted(
-        r["remote_start_latency_s"]
-        for r in records
-        if r["outcome"] in ("matched", "confirmed") and r["remote_start_latency_s"] is not None
-    )
+    latency = {
+        outcome: _spread(
+            r["remote_start_latency_s"]
+            for r in records
+            if r["outcome"] in outcome.split("+") and r["remote_start_latency_s"] is not None
+        )
+        for outcome in ("matched+confirmed", "matched", "confirmed")
+    }
     paying = set(drivers.linked) - set(drivers.unpaid)
     return {
         "plug_ins_recorded": len(records),
@@ -115,9 +119,15 @@ def plug_in_report(
         "wrong_plug_ins": wrong[:10],
         "unlinked_plug_ins": sum(c.vin in drivers.unlinked for c in cables),
         "paying_plug_ins": sum(c.vin in paying for c in cables),
-        "remote_start_latency_s": {
-            "count": len(latencies),
-            "median": round(statistics.median(latencies), 3) if latencies else None,
-            "max": round(latencies[-1], 3) if latencies else None,
-        },
+        "remote_start_latency_s": latency.pop("matched+confirmed"),
+        "remote_start_latency_by_outcome_s": latency,
+    }
+
+
+def _spread(values: Iterable[float]) -> dict[str, Any]:
+    ordered = sorted(values)
+    return {
+        "count": len(ordered),
+        "median": round(statistics.median(ordered), 3) if ordered else None,
+        "max": round(ordered[-1], 3) if ordered else None,
     }
