@@ -321,6 +321,7 @@ class PlugAndCharge:
             self._pool, event.charge_point_id, event.connector_id
         )
         if session is None:
+            await self._started_without_us(event)
             return
         if session.transaction_id is not None:
             if session.transaction_id != event.transaction_id:
@@ -331,6 +332,25 @@ class PlugAndCharge:
         if session.id_tag.upper() != event.id_tag.upper():
             return  # someone tapped a card: not our session's transaction
         await self._link(session, event.transaction_id, event.meter_start_wh)
+
+    async def _started_without_us(self, event: TransactionStarted) -> None:
+        """A card tapped (or a free-charging connector) started the plug cycle's transaction:
+        there is nothing left for the bridge to decide on that connector."""
+        plug = await plug_ins.open_on_connector(
+            self._pool, event.charge_point_id, event.connector_id
+        )
+        if plug is not None and await plug_ins.decide(
+            self._pool, plug.id, plug_ins.DROPPED, "started_by_charger", self._clock(),
+            expected=(plug_ins.PENDING,),
+        ):  # fmt: skip
+            log.info(
+                "bridge.decision_dropped",
+                charge_point_id=event.charge_point_id,
+                connector_id=event.connector_id,
+                plug_in_id=plug.id,
+                reason="started_by_charger",
+            )
+            self.desk.nudge()
 
     async def _link(self, session: Session, transaction_id: int, meter_start_wh: int) -> None:
         charging = await sessions.transition(
