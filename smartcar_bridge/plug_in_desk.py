@@ -93,7 +93,10 @@ class PlugInDesk:
                 decision = await self._decide(row, bound)
                 if await self._act(row, decision, bound):
                     return
-                if loop.time() + delay > deadline:
+                # Waiting on another plug-in's confirmation is bounded by that confirmation
+                # (CSMS_BRIDGE_CONFIRM_TIMEOUT): the car is found there or released here.
+                held = decision.reason == "waiting_for_confirmation"
+                if loop.time() + delay > deadline and not held:
                     await self._close(row, plug_ins.NO_MATCH, decision.reason, bound, decision)
                     return
                 try:
@@ -209,7 +212,14 @@ class PlugInDesk:
             vins=[mask_vin(v.vin) for v in vehicles],
             group=list(decision.group),
         )
-        result = await self._confirmer.confirm(row, paid, bound)
+        wanting = await self._below_target(paid, bound)
+        if wanting is None:
+            return False  # a battery could not be read: decide again later
+        if not wanting:
+            bound.info("bridge.already_at_target", candidates=len(paid))
+            await self._close(row, plug_ins.AT_TARGET, "candidates_at_target", bound, decision)
+            return True
+        result = await self._confirmer.confirm(row, wanting, bound)
         if result is False:
             return False  # a candidate is in another confirmation: wait for it
         self.nudge()
@@ -217,6 +227,19 @@ class PlugInDesk:
             return True
         await self._adopt_session(result)  # type: ignore[arg-type]
         return True
+
+    async def _below_target(
+        self, vehicles: list[store.Vehicle], bound: Any
+    ) -> list[store.Vehicle] | None:
+        """The candidates that want charge: a car at its target is never started."""
+        batteries = await asyncio.gather(*(self._access.battery(v, bound) for v in vehicles))
+        if any(b is None for b in batteries):
+            return None
+        return [
+            v
+            for v, b in zip(vehicles, batteries, strict=True)
+            if b is not None and b.soc_percent < v.target_soc_percent
+        ]
 
     async def _close(
         self,

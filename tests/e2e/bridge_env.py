@@ -133,7 +133,7 @@ async def bridge_env(
     access_token_ttl_s: float = 7200.0,
     match_window: float = 3.0,
     match_settle: float = 0.3,
-    confirm_timeout: float = 3.0,
+    confirm_timeout: float = TIMEOUT / 2,
     confirm_poll: float = 0.2,
 ) -> AsyncIterator[BridgeEnv]:
     http_sock = _bound_socket()
