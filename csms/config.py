@@ -29,6 +29,8 @@ class ConfigError(Exception):
 
 
 SMARTCAR_MODES = ("live", "test", "simulated")
+# Vehicles API v3 is the default; v2.0 (switched off by Smartcar, §14.6) stays selectable.
+SMARTCAR_API_VERSIONS = ("3", "2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,13 @@ class BridgeSettings:
     match_settle: float = 3.0
     confirm_timeout: float = 120.0
     confirm_poll: float = 10.0
+    # Vehicles API v3 (smartcar-api.md §14): app token from iam, Management API webhooks.
+    api_version: str = "3"
+    v3_api_url: str = "https://vehicle.api.smartcar.com/v3"
+    management_api_url: str = "https://management.api.smartcar.com/v3"
+    iam_url: str = "https://iam.smartcar.com"
+    webhook_id: str | None = None
+    command_timeout: float = 310.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +183,16 @@ def _bridge_settings(reader: _Reader) -> BridgeSettings | None:
         match_settle=reader.seconds("CSMS_BRIDGE_MATCH_SETTLE", defaults.match_settle),
         confirm_timeout=reader.seconds("CSMS_BRIDGE_CONFIRM_TIMEOUT", defaults.confirm_timeout),
         confirm_poll=reader.seconds("CSMS_BRIDGE_CONFIRM_POLL", defaults.confirm_poll),
+        api_version=reader.choice(
+            "SMARTCAR_API_VERSION", defaults.api_version, SMARTCAR_API_VERSIONS
+        ),
+        v3_api_url=reader.http_url("SMARTCAR_V3_API_URL", defaults.v3_api_url),
+        management_api_url=reader.http_url(
+            "SMARTCAR_MANAGEMENT_API_URL", defaults.management_api_url
+        ),
+        iam_url=reader.http_url("SMARTCAR_IAM_URL", defaults.iam_url),
+        webhook_id=reader.optional("SMARTCAR_WEBHOOK_ID"),
+        command_timeout=reader.seconds("SMARTCAR_COMMAND_TIMEOUT", defaults.command_timeout),
     )
 
 

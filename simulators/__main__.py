@@ -14,7 +14,9 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,9 @@ from simulators.smartcar_fake.state import FakeConfig
 from simulators.world_drivers import choose_drivers, fetch_plug_ins, plug_in_report, set_up
 from simulators.world_runner import WorldRunner, build_world, card_for
 from simulators.world_traffic import ScenarioFileError, parse_scenario
+
+# An instance, not the class: on a slots dataclass the class attributes are descriptors.
+_DEFAULTS = FakeConfig()
 
 # Start-up (fake, sockets) and shutdown (close handshakes) on top of the simulated duration.
 _REAL_SLACK_S = 30.0
@@ -61,8 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     world.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     world.add_argument("--json", action="store_true", help="also print the summary as JSON")
     # The Smartcar fake's registered application, as in the Smartcar Dashboard.
-    world.add_argument("--client-id", default=FakeConfig.client_id)
-    world.add_argument("--client-secret", default=FakeConfig.client_secret)
+    world.add_argument("--client-id", default=_DEFAULTS.client_id)
+    world.add_argument("--client-secret", default=_DEFAULTS.client_secret)
     world.add_argument(
         "--redirect-uri", action="append", help="registered redirect URI (repeatable)"
     )
@@ -152,7 +157,7 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
         smartcar_config=FakeConfig(
             client_id=args.client_id,
             client_secret=args.client_secret,
-            redirect_uris=tuple(args.redirect_uri or FakeConfig.redirect_uris),
+            redirect_uris=tuple(args.redirect_uri or _DEFAULTS.redirect_uris),
         ),
     )
     if args.scenario is not None:
@@ -161,6 +166,11 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
     timed_out = False
     api = _api(args)
     drivers = choose_drivers(runner.world, args.link_share, args.unpaid, args.seed)
+    # Ctrl-C (or SIGTERM) ends the simulated day early: the summary still comes, no traceback.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     async with runner:
         if runner.smartcar is not None:
             if args.login_all:
@@ -172,9 +182,9 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
         runner.resume_traffic()
         try:
             async with asyncio.timeout(bound_s):
-                await runner.run_for(args.duration)
-                if args.leave_at_end:
-                    await runner.drain(_REAL_SLACK_S / 2)
+                await _until_stopped(runner.run_for(args.duration), stop)
+                if args.leave_at_end and not stop.is_set():
+                    await _until_stopped(runner.drain(_REAL_SLACK_S / 2), stop)
         except TimeoutError:
             timed_out = True
         summary = runner.summary()
@@ -182,7 +192,10 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
             # Decisions still open (a window not yet passed) are reported as pending.
             summary["bridge"] = plug_in_report(await fetch_plug_ins(api), runner.sessions, drivers)
             await api.aclose()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
     summary["timed_out"] = timed_out
+    summary["interrupted"] = stop.is_set()
     return summary
 
 
@@ -191,6 +204,20 @@ def _api(args: argparse.Namespace) -> httpx.AsyncClient | None:
         return None
     headers = {"Authorization": f"Bearer {args.api_token}"} if args.api_token else {}
     return httpx.AsyncClient(base_url=args.csms_api, headers=headers, timeout=30.0)
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    """Run ``work`` to its end, or cancel it when ``stop`` is set first."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, stopped):
+            pending.cancel()
+        await asyncio.gather(task, stopped, return_exceptions=True)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -234,6 +261,8 @@ def format_summary(s: dict[str, Any]) -> str:
             )
     if s.get("timed_out"):
         lines.append("  (stopped by the real-time bound)")
+    if s.get("interrupted"):
+        lines.append("  (interrupted)")
     return "\n".join(lines)
 
 

@@ -92,6 +92,9 @@ class SessionRunner:
             self._energy_at[session.id] = samples[-1]
         if session.state in (sessions.CHARGING, sessions.STOPPING) and session.transaction_id:
             stop = await transactions.stop_of(self._pool, session.transaction_id)
+            if stop is not None and stop["closed_by_central_system"]:
+                await self.supersede(session, stop["superseded_by"])
+                return
             if stop is not None:
                 stopped = await sessions.transition(
                     self._pool,
@@ -116,8 +119,9 @@ class SessionRunner:
         if failed is not None:
             bound_log(session).warning("bridge.gave_up", step=session.state, reason=reason)
 
-    async def supersede(self, session: Session, transaction_id: int) -> None:
-        reason = f"superseded by transaction {transaction_id}: no StopTransaction received"
+    async def supersede(self, session: Session, transaction_id: int | None) -> None:
+        by = f"transaction {transaction_id}" if transaction_id is not None else "a reboot"
+        reason = f"superseded by {by}: no StopTransaction received"
         failed = await sessions.transition(
             self._pool,
             session.id,
@@ -159,6 +163,11 @@ class SessionRunner:
     async def on_transaction_stopped(self, event: TransactionStopped) -> None:
         session = await sessions.by_transaction(self._pool, event.transaction_id)
         if session is None:
+            return
+        if event.closed_by_central_system:
+            # The charger gave up on it (a new transaction on the connector, or a reboot):
+            # no StopTransaction came, so there is nothing to reconcile against.
+            await self.supersede(session, event.superseded_by)
             return
         stopped = await sessions.transition(
             self._pool,

@@ -324,10 +324,9 @@ class PlugAndCharge:
             await self._started_without_us(event)
             return
         if session.transaction_id is not None:
-            if session.transaction_id != event.transaction_id:
-                # One transaction per connector: ours ended without its StopTransaction
-                # reaching us (power loss, replaced charger). Free the connector.
-                await self.runner.supersede(session, event.transaction_id)
+            # A session whose transaction the charger gave up on was already ended by the
+            # central system's TransactionStopped (closed_by_central_system), published
+            # before this start: see SessionRunner.on_transaction_stopped.
             return
         if session.id_tag.upper() != event.id_tag.upper():
             return  # someone tapped a card: not our session's transaction
