@@ -83,10 +83,8 @@ class Settings:
     command_timeout: float = 30.0
     ws_ping_interval: float = 60.0
     ws_ping_timeout: float = 300.0
-    # Group commit: a batch of meter values / status rows is written when it
-    # reaches this many rows or this age, whichever comes first.
+    # Group commit (csms/db/batch.py): the most rows of one writer in one transaction.
     write_batch_rows: int = 5000
-    write_batch_seconds: float = 0.02
     bridge: BridgeSettings | None = None
     # Charger security (csms/security); see _security_settings.
     security_profile: int = 0

@@ -216,8 +216,8 @@ async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -
         for pending in (task, stopped):
             pending.cancel()
         await asyncio.gather(task, stopped, return_exceptions=True)
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
+    if task.done() and not task.cancelled() and (failure := task.exception()) is not None:
+        raise failure
 
 
 def format_summary(s: dict[str, Any]) -> str:

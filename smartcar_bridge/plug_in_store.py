@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 # Outcomes: still open ones first, then what an operator reads in the summary.
 PENDING = "pending"
@@ -174,13 +175,16 @@ async def recent(pool: asyncpg.Pool, limit: int = 1000) -> list[dict[str, Any]]:
 
 
 async def claim(
-    db: asyncpg.Connection | asyncpg.Pool, plug_in_id: int, vehicle_ids: list[int], kind: str
-) -> bool:
-    """Claim every car for the plug-in, all or none (the primary key is the guard)."""
+    db: asyncpg.Connection | PoolConnectionProxy, plug_in_id: int, vehicle_ids: list[int], kind: str
+) -> None:
+    """Claim every car for the plug-in, all or none (the primary key is the guard).
+
+    Raises ClaimLost (rolling back the claims made here) when a car is claimed already.
+    """
     if not vehicle_ids:
-        return True
-    async with _connection(db) as conn, conn.transaction():
-        inserted = await conn.fetch(
+        return
+    async with db.transaction():
+        inserted = await db.fetch(
             """INSERT INTO vehicle_claims (vehicle_id, plug_in_id, kind)
                SELECT unnest($1::bigint[]), $2, $3 ON CONFLICT DO NOTHING RETURNING vehicle_id""",
             vehicle_ids,
@@ -189,7 +193,6 @@ async def claim(
         )
         if len(inserted) != len(set(vehicle_ids)):
             raise ClaimLost
-    return True
 
 
 class ClaimLost(Exception):
@@ -198,9 +201,11 @@ class ClaimLost(Exception):
 
 async def try_claim(pool: asyncpg.Pool, plug_in_id: int, vehicle_ids: list[int], kind: str) -> bool:
     try:
-        return await claim(pool, plug_in_id, vehicle_ids, kind)
+        async with pool.acquire() as db:
+            await claim(db, plug_in_id, vehicle_ids, kind)
     except ClaimLost:
         return False
+    return True
 
 
 async def release(pool: asyncpg.Pool, plug_in_id: int, keep: int | None = None) -> None:
@@ -230,21 +235,3 @@ async def release_stale(pool: asyncpg.Pool) -> int:
                WHERE s.vehicle_id = c.vehicle_id AND s.ended_at IS NULL)"""
     )
     return int(result.split()[-1])
-
-
-class _connection:
-    """``async with`` a connection: the one given, or one acquired from the pool."""
-
-    def __init__(self, db: asyncpg.Connection | asyncpg.Pool) -> None:
-        self._db = db
-        self._acquired: Any = None
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        if isinstance(self._db, asyncpg.Pool):
-            self._acquired = self._db.acquire()
-            return await self._acquired.__aenter__()
-        return self._db
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._acquired is not None:
-            await self._acquired.__aexit__(*exc)

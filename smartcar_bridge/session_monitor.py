@@ -316,9 +316,11 @@ class SessionRunner:
         end_soc = battery.soc_percent if battery is not None else session.last_soc_percent
         if battery is not None:
             await sessions.add_soc_sample(
-                self._pool, session.id, self._clock(), end_soc, None, "smartcar",
+                self._pool, session.id, self._clock(), battery.soc_percent, None, "smartcar",
                 battery.meta.data_age,
             )  # fmt: skip
+        # Every session row is created with its account's tariff (session_store.open_session).
+        assert session.tariff_per_kwh is not None
         result = reconcile(
             meter_start_wh=session.meter_start_wh,
             meter_stop_wh=session.meter_stop_wh,

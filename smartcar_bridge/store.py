@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 PAYMENT_STATUSES = ("valid", "suspended", "none")
 
@@ -68,6 +69,7 @@ async def create_account(
         tariff_per_kwh,
         currency,
     )
+    assert row is not None  # INSERT ... RETURNING yields the row it inserted
     return Account(**dict(row))
 
 
@@ -109,7 +111,11 @@ class LinkedVehicle:
 
 
 async def link_vehicle(
-    db: asyncpg.Connection, account_id: int, link_id: int, vehicle: LinkedVehicle
+    # Its own connection or one borrowed from the pool (a proxy class to the type checker).
+    db: asyncpg.Connection | PoolConnectionProxy,
+    account_id: int,
+    link_id: int,
+    vehicle: LinkedVehicle,
 ) -> tuple[int, list[int]]:
     """Make ``vehicle`` active on ``account_id``; return its id and the accounts it left.
 

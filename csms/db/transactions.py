@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncpg
 
+from csms.db.pool import Connection
+
 
 @dataclass(slots=True, frozen=True)
 class StartRow:
@@ -48,6 +50,8 @@ async def start(pool: asyncpg.Pool, row: StartRow) -> tuple[int, bool]:
         row.clock_suspect,
         row.extra,
     )
+    # DO UPDATE (not DO NOTHING) so that RETURNING yields the row in both cases.
+    assert record is not None
     return record["id"], record["created"]
 
 
@@ -78,7 +82,7 @@ class StopTarget:
 
 
 async def lock_for_stop(
-    db: asyncpg.Connection, charge_point_id: str, transaction_id: int
+    db: Connection, charge_point_id: str, transaction_id: int
 ) -> StopTarget | None:
     """The transaction row (locked until the caller's database transaction ends), if any."""
     record = await db.fetchrow(
@@ -98,7 +102,7 @@ async def lock_for_stop(
     )
 
 
-async def stop(db: asyncpg.Connection, row: StopRow) -> int | None:
+async def stop(db: Connection, row: StopRow) -> int | None:
     """Apply the charger's stop; return the meter start, or None if we never issued it.
 
     A transaction the central system closed keeps that flag and the time it closed it;
@@ -132,11 +136,13 @@ def _extra(payload: dict[str, Any]) -> dict[str, Any] | None:
     return extra or None
 
 
-async def record_orphan_stop(db: asyncpg.Connection, row: StopRow) -> None:
+async def record_orphan_stop(db: Connection, row: StopRow) -> None:
+    """Keep a stop for an id we never issued; a resend of it is stored once (0006)."""
     await db.execute(
         """INSERT INTO orphan_stops (charge_point_id, transaction_id, id_tag, meter_stop_wh,
                stop_timestamp, stop_reason, received_at, payload)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT DO NOTHING""",
         row.charge_point_id,
         row.transaction_id,
         row.id_tag,
