@@ -262,8 +262,10 @@ class CentralSystem:
         if self.bridge is not None:
             from smartcar_bridge.dashboard import outcomes_since
             from smartcar_bridge.http import create_router
+            from smartcar_bridge.http_plug_ins import create_router as plug_in_router
 
             routers.append(create_router(self.bridge))
+            routers.append(plug_in_router(self.bridge))
             sections["bridge"] = functools.partial(outcomes_since, self.bridge.pool)
         else:
             from csms.http.routes_bridge_off import create_router as bridge_off_router

@@ -50,6 +50,15 @@ class BridgeSettings:
     energy_tolerance: float = 0.15
     start_timeout: float = 90.0
     match_give_up_after: float = 180.0
+    # Plug-and-charge matching (README "Plug-and-charge"): a car is a candidate for a
+    # plug-in only if its own plug-in is within match_window of the charger's Preparing;
+    # a plug-in waits match_settle for its neighbours' Preparing before a direct match;
+    # a confirmation start waits confirm_timeout for a candidate to charge, reading the
+    # candidates every confirm_poll.
+    match_window: float = 120.0
+    match_settle: float = 3.0
+    confirm_timeout: float = 120.0
+    confirm_poll: float = 10.0
     # Vehicles API v3 (smartcar-api.md §14): app token from iam, Management API webhooks.
     api_version: str = "3"
     v3_api_url: str = "https://vehicle.api.smartcar.com/v3"
@@ -180,6 +189,10 @@ def _bridge_settings(reader: _Reader) -> BridgeSettings | None:
         match_give_up_after=reader.seconds(
             "CSMS_BRIDGE_MATCH_GIVE_UP_AFTER", defaults.match_give_up_after
         ),
+        match_window=reader.seconds("CSMS_BRIDGE_MATCH_WINDOW", defaults.match_window),
+        match_settle=reader.seconds("CSMS_BRIDGE_MATCH_SETTLE", defaults.match_settle),
+        confirm_timeout=reader.seconds("CSMS_BRIDGE_CONFIRM_TIMEOUT", defaults.confirm_timeout),
+        confirm_poll=reader.seconds("CSMS_BRIDGE_CONFIRM_POLL", defaults.confirm_poll),
         api_version=reader.choice(
             "SMARTCAR_API_VERSION", defaults.api_version, SMARTCAR_API_VERSIONS
         ),

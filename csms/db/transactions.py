@@ -234,3 +234,32 @@ async def active_by_connector(pool: asyncpg.Pool, charge_point_id: str) -> dict[
         charge_point_id,
     )
     return {r["connector_id"]: r["id"] for r in rows}
+
+
+async def stop_of(pool: asyncpg.Pool, transaction_id: int) -> asyncpg.Record | None:
+    """The stop of a transaction (meter_stop_wh, stop_reason, stop_received_at,
+    closed_by_central_system, superseded_by), if received or closed by us.
+
+    For consumers resuming after a restart: a stop may have arrived while they were down.
+    """
+    return await pool.fetchrow(
+        "SELECT meter_stop_wh, stop_reason, stop_received_at, closed_by_central_system, "
+        "superseded_by FROM transactions WHERE id = $1 AND stop_received_at IS NOT NULL",
+        transaction_id,
+    )
+
+
+async def started_with(
+    pool: asyncpg.Pool, charge_point_id: str, connector_id: int, id_tag: str, since: datetime
+) -> asyncpg.Record | None:
+    """The latest transaction started on the connector with ``id_tag`` since ``since``."""
+    return await pool.fetchrow(
+        """SELECT id, meter_start_wh, stop_received_at FROM transactions
+           WHERE charge_point_id = $1 AND connector_id = $2 AND upper(id_tag) = upper($3)
+             AND start_received_at >= $4
+           ORDER BY start_received_at DESC LIMIT 1""",
+        charge_point_id,
+        connector_id,
+        id_tag,
+        since,
+    )
