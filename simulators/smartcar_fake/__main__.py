@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from simulators.smartcar_fake.limits import CostLimits
 from simulators.smartcar_fake.server import serve
 from simulators.smartcar_fake.state import FakeConfig, FakeSmartcar
 from simulators.world import World
@@ -25,6 +26,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--refresh-grace", type=float, default=60.0)
     parser.add_argument("--webhook-url", help="deliver webhooks here (VERIFY sent at start)")
     parser.add_argument("--amt", help="application management token (webhook signing key)")
+    parser.add_argument(
+        "--limits",
+        choices=("smartcar", "off"),
+        default="off",
+        help="cost limits (§9): Smartcar's published defaults, or none (the default)",
+    )
     return parser.parse_args(argv)
 
 
@@ -39,6 +46,8 @@ async def main(args: argparse.Namespace) -> None:
     )
     world = World.generate(chargers=args.chargers, vehicles=args.vehicles, seed=args.seed)
     fake = FakeSmartcar(world, config)
+    if args.limits == "smartcar":
+        fake.costs.configure(CostLimits.smartcar_defaults())
     if args.webhook_url and args.amt:
         # The VERIFY challenge goes out as soon as the server is up.
         fake.webhooks.configure(args.webhook_url, args.amt)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from simulators.smartcar_fake.faults import FaultPlan
+from simulators.smartcar_fake.limits import CostMeter
 from simulators.smartcar_fake.tokens import Clock, TokenStore
 from simulators.smartcar_fake.webhooks import WebhookDispatcher
 from simulators.world import World
@@ -89,6 +90,8 @@ class FakeSmartcar:
             refresh_grace_s=self.config.refresh_grace_s,
         )
         self.faults = FaultPlan(rng=random.Random(self.config.seed))
+        # §9's cost limits; off until configured (``costs.configure(CostLimits...)``).
+        self.costs = CostMeter()
         self.connect = ConnectKnobs()
         self.webhooks = WebhookDispatcher(world, self.clock)
         # How old the car's data is when served (SC-Data-Age = now - this).
