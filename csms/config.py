@@ -48,6 +48,11 @@ class BridgeSettings:
     energy_tolerance: float = 0.15
     start_timeout: float = 90.0
     match_give_up_after: float = 180.0
+    # §9: the application's token bucket (Smartcar's default; support can change it) and
+    # the calls one session may spend before a warning.
+    rate_bucket_size: int = 120
+    rate_refill_per_minute: float = 2.0
+    session_call_budget: int = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +165,16 @@ def _bridge_settings(reader: _Reader) -> BridgeSettings | None:
         start_timeout=reader.seconds("CSMS_BRIDGE_START_TIMEOUT", defaults.start_timeout),
         match_give_up_after=reader.seconds(
             "CSMS_BRIDGE_MATCH_GIVE_UP_AFTER", defaults.match_give_up_after
+        ),
+        rate_bucket_size=reader.integer(
+            "SMARTCAR_RATE_BUCKET_SIZE", defaults.rate_bucket_size, minimum=1
+        ),
+        # A rate, not a duration, but the same rule: a finite number above 0.
+        rate_refill_per_minute=reader.seconds(
+            "SMARTCAR_RATE_REFILL_PER_MINUTE", defaults.rate_refill_per_minute
+        ),
+        session_call_budget=reader.integer(
+            "CSMS_BRIDGE_SESSION_CALL_BUDGET", defaults.session_call_budget, minimum=1
         ),
     )
 
