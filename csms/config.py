@@ -29,6 +29,8 @@ class ConfigError(Exception):
 
 
 SMARTCAR_MODES = ("live", "test", "simulated")
+# Vehicles API v3 is the default; v2.0 (switched off by Smartcar, §14.6) stays selectable.
+SMARTCAR_API_VERSIONS = ("3", "2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,13 @@ class BridgeSettings:
     rate_bucket_size: int = 120
     rate_refill_per_minute: float = 2.0
     session_call_budget: int = 12
+    # Vehicles API v3 (smartcar-api.md §14): app token from iam, Management API webhooks.
+    api_version: str = "3"
+    v3_api_url: str = "https://vehicle.api.smartcar.com/v3"
+    management_api_url: str = "https://management.api.smartcar.com/v3"
+    iam_url: str = "https://iam.smartcar.com"
+    webhook_id: str | None = None
+    command_timeout: float = 310.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +185,16 @@ def _bridge_settings(reader: _Reader) -> BridgeSettings | None:
         session_call_budget=reader.integer(
             "CSMS_BRIDGE_SESSION_CALL_BUDGET", defaults.session_call_budget, minimum=1
         ),
+        api_version=reader.choice(
+            "SMARTCAR_API_VERSION", defaults.api_version, SMARTCAR_API_VERSIONS
+        ),
+        v3_api_url=reader.http_url("SMARTCAR_V3_API_URL", defaults.v3_api_url),
+        management_api_url=reader.http_url(
+            "SMARTCAR_MANAGEMENT_API_URL", defaults.management_api_url
+        ),
+        iam_url=reader.http_url("SMARTCAR_IAM_URL", defaults.iam_url),
+        webhook_id=reader.optional("SMARTCAR_WEBHOOK_ID"),
+        command_timeout=reader.seconds("SMARTCAR_COMMAND_TIMEOUT", defaults.command_timeout),
     )
 
 

@@ -117,9 +117,15 @@ def smartcar_endpoint(path: str) -> str:
     """``/v2.0/vehicles/<uuid>/battery`` → ``/v2.0/vehicles/{id}/battery``: one series per route."""
     parts = path.split("/")
     for index in range(len(parts) - 1):
-        if parts[index] == "vehicles" and parts[index + 1]:
+        # v3 (smartcar-api.md §14) adds ids after connections/subscriptions/webhooks/users.
+        if parts[index] in _ID_PARENTS and parts[index + 1]:
             parts[index + 1] = "{id}"
+        elif parts[index] == "commands" and parts[index + 1].startswith("exec_"):
+            parts[index + 1] = "{execution_id}"
     return "/".join(parts)
+
+
+_ID_PARENTS = frozenset({"vehicles", "connections", "subscriptions", "webhooks", "users"})
 
 
 class OcppTraffic(Collector):

@@ -29,6 +29,10 @@ export SMARTCAR_CLIENT_ID=demo-client SMARTCAR_CLIENT_SECRET=demo-client-secret
 export SMARTCAR_REDIRECT_URI="http://127.0.0.1:$CSMS_HTTP_PORT/smartcar/callback"
 export SMARTCAR_API_URL="http://127.0.0.1:$SC_PORT/v2.0"
 export SMARTCAR_AUTH_URL="http://127.0.0.1:$SC_PORT" SMARTCAR_CONNECT_URL="http://127.0.0.1:$SC_PORT"
+# Vehicles API v3 (the default SMARTCAR_API_VERSION): vehicle, management and app-token hosts.
+export SMARTCAR_V3_API_URL="http://127.0.0.1:$SC_PORT/v3"
+export SMARTCAR_MANAGEMENT_API_URL="http://127.0.0.1:$SC_PORT/management/v3"
+export SMARTCAR_IAM_URL="http://127.0.0.1:$SC_PORT"
 export CSMS_SECRET_KEY=demo-secret-key-not-for-production
 # Real seconds; at DEMO_SPEED 600 that is a read every 10 simulated minutes.
 export CSMS_BRIDGE_POLL_INTERVAL=1

@@ -20,7 +20,10 @@ from smartcar_bridge.linking import Linker, RegisterIdTag, id_tag_status
 from smartcar_bridge.ratelimit import RateLimiter, RateLimitSettings
 from smartcar_bridge.sessions import PlugAndCharge
 from smartcar_bridge.tokens import TokenStore
-from smartcar_bridge.vehicle_access import VehicleAccess
+from smartcar_bridge.v3.app_tokens import AppTokens, PostgresAppTokenCache, cache_key
+from smartcar_bridge.v3.client import V3Client
+from smartcar_bridge.v3.vehicles import UserIds, V3Vehicles
+from smartcar_bridge.vehicle_access import V2Vehicles, VehicleAccess, VehicleApi
 
 log = structlog.get_logger()
 
@@ -59,8 +62,9 @@ class Bridge:
                 )
             ),
         )
-        self.tokens = TokenStore(pool, TokenCipher(settings.secret_key), self.client, clock)
-        self.access = VehicleAccess(self.client, self.tokens)
+        cipher = TokenCipher(settings.secret_key)
+        self.tokens = TokenStore(pool, cipher, self.client, clock)
+        self.access = VehicleAccess(self._vehicle_api(settings, pool, cipher, clock))
         self.linker = Linker(
             pool,
             self.client,
@@ -69,6 +73,7 @@ class Bridge:
             settings.secret_key,
             clock,
             settings.mode,
+            access=self.access,
         )
         self.engine = PlugAndCharge(
             pool=pool,
@@ -79,9 +84,43 @@ class Bridge:
             clock=clock,
         )
 
+    def _vehicle_api(
+        self,
+        settings: BridgeSettings,
+        pool: asyncpg.Pool,
+        cipher: TokenCipher,
+        clock: Callable[[], datetime],
+    ) -> VehicleApi:
+        """SMARTCAR_API_VERSION picks the implementation; v3 is the default (§14.6)."""
+        if settings.api_version == "2":
+            return V2Vehicles(self.client, self.tokens, webhook_id=settings.webhook_id)
+        v3 = V3Client(
+            self.client, settings.v3_api_url, settings.management_api_url, settings.iam_url
+        )
+        # In PostgreSQL, so every process of the cluster shares one application token.
+        app_tokens = AppTokens(
+            v3.app_token,
+            PostgresAppTokenCache(pool, cipher),
+            cache_key(settings.client_id, settings.iam_url),
+            clock,
+        )
+        return V3Vehicles(
+            v3,
+            app_tokens,
+            UserIds(pool, v3, app_tokens),
+            webhook_id=settings.webhook_id,
+            command_timeout=settings.command_timeout,
+        )
+
     async def start(self) -> None:
         await self.engine.start()
-        log.info("bridge.started", api_url=self.settings.api_url, mode=self.settings.mode)
+        api_url = self.settings.v3_api_url if self.access.version == "3" else self.settings.api_url
+        log.info(
+            "bridge.started",
+            api_url=api_url,
+            api_version=self.access.version,
+            mode=self.settings.mode,
+        )
 
     async def close(self) -> None:
         await self.engine.close()

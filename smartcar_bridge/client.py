@@ -1,4 +1,5 @@
-"""Async client for Smartcar Connect, the token endpoint and the Vehicles API v2.0.
+"""Async client for Smartcar Connect, the token endpoint and the Vehicles API v2.0; the v3
+client (``smartcar_bridge.v3.client``) sends through the same ``_request``.
 
 Every method raises only ``SmartcarError`` subclasses (see ``smartcar_bridge.errors``):
 HTTP error bodies, httpx failures and unreadable success bodies are all translated in
@@ -293,6 +294,29 @@ class SmartcarClient:
     async def stop_charge(self, token: str, vehicle_id: str) -> CommandResult:
         return await self._charge(token, vehicle_id, "STOP")
 
+    async def set_charge_limit(self, token: str, vehicle_id: str, limit: float) -> CommandResult:
+        """``POST /charge/limit`` with a fraction 0.5..1 (§5)."""
+        return await self._request(
+            "POST",
+            self._vehicle_url(vehicle_id, "/charge/limit"),
+            responses.command_result,
+            token=token,
+            json_body={"limit": limit},
+            timeout=self._command_timeout,
+            idempotent=False,
+        )
+
+    async def subscribe_webhook(
+        self, token: str, vehicle_id: str, webhook_id: str
+    ) -> CommandResult:
+        """``POST /vehicles/{id}/webhooks/{webhook_id}`` (§5, v2.0 subscriptions)."""
+        return await self._request(
+            "POST",
+            self._vehicle_url(vehicle_id, f"/webhooks/{quote(webhook_id, safe='')}"),
+            lambda body, meta: CommandResult("success", None, meta),
+            token=token,
+        )
+
     async def permissions(self, token: str, vehicle_id: str) -> Permissions:
         """Every permission granted for the vehicle, across pages."""
         found: list[str] = []
@@ -350,6 +374,19 @@ class SmartcarClient:
 
     # --- the one place that talks HTTP ------------------------------------------------------
 
+    @property
+    def client_secret(self) -> str:
+        return self._client_secret
+
+    @property
+    def command_timeout(self) -> httpx.Timeout:
+        """The read timeout for commands (§1: minutes), for the v3 command calls too."""
+        return self._command_timeout
+
+    async def request(self, method: str, url: str, parse: Parser[T], **options: Any) -> T:
+        """The public door to ``_request`` for the v3 client: same retries, logs, errors."""
+        return await self._request(method, url, parse, **options)
+
     def _headers(
         self, method: str, token: str | None, *, json: bool, units: bool
     ) -> dict[str, str]:
@@ -376,10 +413,15 @@ class SmartcarClient:
         unit_system: bool = False,
         idempotent: bool = True,
         secrets: tuple[str, ...] = (),
+        extra_headers: Mapping[str, str] | None = None,
+        basic_auth: bool = True,
     ) -> T:
         """Send, translate, retry. Returns ``parse(body, meta)``; raises ``SmartcarError``."""
         headers = self._headers(method, token, json=json_body is not None, units=unit_system)
-        auth = (self.client_id, self._client_secret) if form is not None else None
+        if extra_headers:
+            headers.update(extra_headers)  # v3: sc-user-id (§14.1)
+        # §3: the user token endpoint takes HTTP Basic; iam.smartcar.com takes the form (§14.1).
+        auth = (self.client_id, self._client_secret) if form is not None and basic_auth else None
         path = httpx.URL(url).path  # the path never holds a token; the query is left out
         grant_type = form.get("grant_type") if form is not None else None
         # Vehicles API calls count against Smartcar's limits; the token endpoint does not.
@@ -473,7 +515,8 @@ class SmartcarClient:
     def _parse(self, response: httpx.Response, parse: Parser[T]) -> T:
         meta = responses.meta_from_headers(response.headers, self._clock())
         try:
-            body = response.json()
+            # A 204 (a v3 DELETE) has no body at all.
+            body = response.json() if response.content else {}
             if not isinstance(body, Mapping):
                 raise TypeError("body is not a JSON object")
             return parse(body, meta)

@@ -8,6 +8,7 @@ The tree::
     ├── SmartcarPermissionError            403 PERMISSION: the user must re-connect
     ├── ValidationError                    400 VALIDATION
     ├── ResourceNotFoundError              404 RESOURCE_NOT_FOUND
+    │   └── ApiVersionRetired              404 RESOURCE_NOT_FOUND:VERSION or 410: v2.0 is gone
     ├── ConnectedServicesAccountError      400 CONNECTED_SERVICES_ACCOUNT (not 409)
     ├── VehicleStateError                  409 VEHICLE_STATE (ASLEEP, NOT_CHARGING, ...)
     ├── RateLimitError                     429 RATE_LIMIT (VEHICLE carries Retry-After)
@@ -18,12 +19,14 @@ The tree::
     ├── SmartcarResponseError              a success body we could not read
     ├── SmartcarTransportError             no response at all: connect error, timeout, ...
     ├── OAuthError                         token endpoint, {"error", "error_description"}
-    │   └── RefreshRefused                 the refresh token was refused: user must re-connect
+    │   ├── RefreshRefused                 the refresh token was refused: user must re-connect
+    │   └── AppCredentialsRefused          iam.smartcar.com refused the client id/secret (v3)
     └── ReauthRequired                     raised by TokenStore: this link needs a new Connect
 
 ``ReauthRequired`` is a ``SmartcarError`` on purpose, so one ``except SmartcarError`` around a
 bridge call covers "Smartcar said no" in every form. ``error_from_response`` is the only place
-an HTTP error response becomes one of these.
+an HTTP error response becomes one of these, whether the body is v2.0's flat object, v3's
+JSON:API ``{"errors": [...]}`` (§8, §14.2: ``status`` as a string) or OAuth's.
 """
 
 from __future__ import annotations
@@ -138,6 +141,14 @@ class ResourceNotFoundError(SmartcarError):
     default_type = "RESOURCE_NOT_FOUND"
 
 
+class ApiVersionRetired(ResourceNotFoundError):
+    """The API version we called no longer exists (§14.6): v2.0 after its switch-off."""
+
+    def __init__(self, description: str, **kwargs: Any) -> None:
+        kwargs.setdefault("code", "VERSION")
+        super().__init__(description, **kwargs)
+
+
 class ConnectedServicesAccountError(SmartcarError):
     default_type = "CONNECTED_SERVICES_ACCOUNT"
 
@@ -198,6 +209,10 @@ class RefreshRefused(OAuthError):
 
     def _requires_reauth(self) -> bool:
         return True
+
+
+class AppCredentialsRefused(OAuthError):
+    """The client-credentials grant was refused: the secret is wrong, rotated or revoked."""
 
 
 class ReauthRequired(SmartcarError):
@@ -315,8 +330,9 @@ def error_from_response(
     retry_after = parse_retry_after(headers, now)
     if isinstance(data, str):
         return _from_status(status, _redact(data.strip()[:200], secrets), retry_after)
+    data = _v3_error(data)
     if "type" not in data and "error" in data and "error_description" in data:
-        cls = RefreshRefused if grant_type == "refresh_token" and status == 400 else OAuthError
+        cls = _oauth_class(grant_type, status, str(data["error"]))
         description = _redact(str(data.get("error_description") or ""), secrets)
         return cls(str(data["error"]), description, status=status)
     if not isinstance(data.get("type"), str):
@@ -326,6 +342,8 @@ def error_from_response(
     code = data.get("code")
     resolution, resolution_url = _resolution(data.get("resolution"))
     cls = ERROR_CLASSES.get(error_type, SmartcarError)
+    if _retired(status, error_type, code):
+        cls = ApiVersionRetired
     message = data.get("suggestedUserMessage")
     return cls(
         _redact(str(data.get("description") or ""), secrets),
@@ -341,8 +359,48 @@ def error_from_response(
     )
 
 
+def _oauth_class(grant_type: str | None, status: int, error: str) -> type[OAuthError]:
+    if grant_type == "refresh_token" and status == 400:
+        return RefreshRefused
+    # §14.1: iam.smartcar.com answers 401 invalid_client for a bad id or secret.
+    if grant_type == "client_credentials" and (status == 401 or error == "invalid_client"):
+        return AppCredentialsRefused
+    return OAuthError
+
+
+def _retired(status: int, error_type: str | None, code: Any) -> bool:
+    # §14.6: 404 RESOURCE_NOT_FOUND:VERSION is how a gone version answers; 410 Gone is the
+    # HTTP form of "deprecated and switched off" and is treated the same (unconfirmed).
+    return status == 410 or (error_type == "RESOURCE_NOT_FOUND" and code == "VERSION")
+
+
+def _v3_error(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A v3 JSON:API error (``{"errors": [{...}]}``, §8) in the v2 field names.
+
+    The first error decides: every v3 example carries exactly one. ``status`` is a string
+    there and ``detail`` holds the description; ``links.about`` is the docs link.
+    """
+    errors = data.get("errors")
+    if not isinstance(errors, list) or not errors or not isinstance(errors[0], Mapping):
+        return data
+    first = errors[0]
+    links = first.get("links") if isinstance(first.get("links"), Mapping) else {}
+    meta = first.get("meta") if isinstance(first.get("meta"), Mapping) else {}
+    return {
+        "type": first.get("type"),
+        "code": first.get("code"),
+        "description": first.get("detail") or first.get("title") or "",
+        "docURL": links.get("about") or first.get("docURL"),
+        "requestId": first.get("requestId") or meta.get("requestId"),
+        "resolution": first.get("resolution"),
+        "suggestedUserMessage": first.get("suggestedUserMessage"),
+    }
+
+
 def _from_status(status: int, description: str, retry_after: float | None) -> SmartcarError:
     """A non-Smartcar body: choose the class from the status alone, code unknown."""
+    if status == 410:
+        return ApiVersionRetired(description or "HTTP 410", status=status, retryable=False)
     error_type = _TYPE_BY_STATUS.get(status, "SERVER" if status >= 500 else "UNKNOWN")
     cls = ERROR_CLASSES.get(error_type, SmartcarError)
     return cls(

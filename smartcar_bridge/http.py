@@ -20,7 +20,8 @@ from csms.http.paging import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cur
 from csms.http.problems import problem
 from csms.log import mask_vin
 from smartcar_bridge import listings, session_store, store
-from smartcar_bridge.errors import ResourceNotFoundError, SmartcarError
+from smartcar_bridge.errors import ApiVersionRetired, ResourceNotFoundError, SmartcarError
+from smartcar_bridge.linking import MissingUserId
 from smartcar_bridge.oauth import InvalidState
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ def create_router(bridge: Bridge) -> APIRouter:
         state: str | None = None,
         error: str | None = None,
         error_description: str | None = None,
+        user_id: str | None = None,
     ) -> HTMLResponse:
         if error is not None:
             log.info("bridge.connect_declined", error=error)
@@ -118,12 +120,27 @@ def create_router(bridge: Bridge) -> APIRouter:
         if not code or not state:
             return _page(400, "Not linked", "The link is missing its code or state.")
         try:
-            result = await bridge.linker.complete(code, state)
+            # §14.1: Connect adds user_id next to code; v3 calls send it as sc-user-id.
+            result = await bridge.linker.complete(code, state, user_id)
         except InvalidState as exc:
             log.warning("bridge.connect_refused", reason=str(exc))
             return _page(400, "Not linked", "This link has expired or was tampered with.")
         except LookupError as exc:
             return _page(404, "Not linked", str(exc))
+        except MissingUserId:
+            log.warning("bridge.connect_refused", reason="no user_id on the redirect")
+            return _page(
+                502,
+                "Not linked",
+                "Smartcar did not identify the user: the operator must enable API "
+                "Authentication (v3) for this application in the Smartcar Dashboard.",
+            )
+        except ApiVersionRetired:
+            return _page(
+                503,
+                "Not linked",
+                "Smartcar has switched off API v2.0: the operator must switch to v3.",
+            )
         except SmartcarError as exc:
             log.warning("bridge.connect_failed", error_type=exc.type, code=exc.code)
             return _page(502, "Not linked", "Smartcar did not complete the link; try again.")
@@ -259,10 +276,9 @@ async def _unlink(bridge: Bridge, request: Request, vehicle_id: int) -> JSONResp
         await bridge._register_id_tag(vehicle["id_tag"], "Blocked")
     smartcar: dict[str, Any] = {"disconnected": True}
     try:
-        await bridge.tokens.with_token(
-            vehicle["link_id"],
-            lambda token: bridge.client.disconnect(token, vehicle["smartcar_vehicle_id"]),
-        )
+        await bridge.access.disconnect(_Linked(vehicle["link_id"], vehicle["smartcar_vehicle_id"]))
+    except ApiVersionRetired as exc:
+        smartcar = {"disconnected": False, "error": exc.type, "code": exc.code}
     except ResourceNotFoundError:
         pass  # Smartcar no longer knows this car for us: already disconnected.
     except (SmartcarError, LookupError) as exc:
@@ -299,6 +315,12 @@ async def _webhook(bridge: Bridge, raw: bytes, signature: str | None) -> Respons
         return _problem(401, "Bad signature", "SC-Signature does not match the body")
     await bridge.engine.on_webhook(event)
     return JSONResponse({"status": "received"})
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class _Linked:
+    link_id: int
+    smartcar_vehicle_id: str
 
 
 def _page(status: int, title: str, text: str) -> HTMLResponse:

@@ -30,20 +30,23 @@ Clock = Callable[[], datetime]
 DEFAULT_REFRESH_MARGIN = timedelta(minutes=5)
 
 _SELECT = """
-SELECT id, account_id, smartcar_user_id, status, access_token_enc, refresh_token_enc,
-       access_expires_at, refresh_expires_at, scopes, updated_at
+SELECT id, account_id, smartcar_user_id, sc_user_id, status, access_token_enc,
+       refresh_token_enc, access_expires_at, refresh_expires_at, scopes, updated_at
 FROM smartcar_links WHERE id = $1
 """
 _UPSERT = """
 INSERT INTO smartcar_links (account_id, smartcar_user_id, access_token_enc, refresh_token_enc,
                             access_expires_at, refresh_expires_at, scopes, status,
-                            created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8)
+                            created_at, updated_at, sc_user_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8, $9)
 ON CONFLICT (account_id, smartcar_user_id) DO UPDATE SET
-    access_token_enc = EXCLUDED.access_token_enc,
-    refresh_token_enc = EXCLUDED.refresh_token_enc,
-    access_expires_at = EXCLUDED.access_expires_at,
-    refresh_expires_at = EXCLUDED.refresh_expires_at,
+    -- A v3 link brings no v2.0 tokens: keep any the link already had (NULL = none new).
+    access_token_enc = COALESCE(EXCLUDED.access_token_enc, smartcar_links.access_token_enc),
+    refresh_token_enc = COALESCE(EXCLUDED.refresh_token_enc, smartcar_links.refresh_token_enc),
+    access_expires_at = COALESCE(EXCLUDED.access_expires_at, smartcar_links.access_expires_at),
+    refresh_expires_at = COALESCE(EXCLUDED.refresh_expires_at,
+                                  smartcar_links.refresh_expires_at),
+    sc_user_id = COALESCE(EXCLUDED.sc_user_id, smartcar_links.sc_user_id),
     scopes = EXCLUDED.scopes,
     status = 'active',
     updated_at = EXCLUDED.updated_at
@@ -79,9 +82,10 @@ class LinkStatus:
     smartcar_user_id: str
     status: str  # active, reauth_required, revoked
     scopes: tuple[str, ...]
-    access_expires_at: datetime
-    refresh_expires_at: datetime
+    access_expires_at: datetime | None  # None: a v3 link without v2.0 tokens
+    refresh_expires_at: datetime | None
     updated_at: datetime
+    sc_user_id: str | None = None  # the Connect redirect's user_id (v3's sc-user-id)
 
 
 class TokenStore:
@@ -111,20 +115,25 @@ class TokenStore:
         self,
         account_id: int,
         smartcar_user_id: str,
-        tokens: TokenSet,
+        tokens: TokenSet | None,
         scopes: Sequence[str] | None = None,
+        *,
+        sc_user_id: str | None = None,
     ) -> int:
-        """Insert or replace the link for (account, Smartcar user); returns its id."""
+        """Insert or replace the link for (account, Smartcar user); returns its id.
+
+        ``tokens`` is None for a link made under v3 (app token + ``sc_user_id``, §14.1)."""
         link_id: int = await self._pool.fetchval(
             _UPSERT,
             account_id,
             smartcar_user_id,
-            self._cipher.encrypt(tokens.access_token),
-            self._cipher.encrypt(tokens.refresh_token),
-            tokens.access_expires_at,
-            tokens.refresh_expires_at,
-            list(tokens.scopes if scopes is None else scopes),
+            self._cipher.encrypt(tokens.access_token) if tokens else None,
+            self._cipher.encrypt(tokens.refresh_token) if tokens else None,
+            tokens.access_expires_at if tokens else None,
+            tokens.refresh_expires_at if tokens else None,
+            list((tokens.scopes if tokens else ()) if scopes is None else scopes),
             self._clock(),
+            sc_user_id,
         )
         log.info("bridge.link_saved", link_id=link_id, account_id=account_id)
         return link_id
@@ -162,6 +171,7 @@ class TokenStore:
             access_expires_at=row["access_expires_at"],
             refresh_expires_at=row["refresh_expires_at"],
             updated_at=row["updated_at"],
+            sc_user_id=row["sc_user_id"],
         )
 
     async def with_token(self, link_id: int, fn: Callable[[str], Awaitable[T]]) -> T:
@@ -194,6 +204,9 @@ class TokenStore:
         row = await self._row(link_id)
         if row["status"] != "active":
             raise ReauthRequired(link_id, f"link is {row['status']}")
+        if row["refresh_token_enc"] is None:
+            # Linked under v3: there is no per-vehicle token to use with v2.0 (§14.1).
+            raise ReauthRequired(link_id, "link has no v2.0 tokens (linked under v3)")
         return row
 
     async def _refresh(self, row: asyncpg.Record) -> str:

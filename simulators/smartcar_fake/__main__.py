@@ -32,6 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="off",
         help="cost limits (§9): Smartcar's published defaults, or none (the default)",
     )
+    parser.add_argument(
+        "--retire-v2", action="store_true", help="answer every v2.0 path as the switched-off API"
+    )
     return parser.parse_args(argv)
 
 
@@ -51,7 +54,12 @@ async def main(args: argparse.Namespace) -> None:
     if args.webhook_url and args.amt:
         # The VERIFY challenge goes out as soon as the server is up.
         fake.webhooks.configure(args.webhook_url, args.amt)
-    print(f"fake Smartcar on http://127.0.0.1:{args.port} (API at /v2.0)", flush=True)
+    fake.v3.v2_retired = args.retire_v2
+    print(
+        f"fake Smartcar on http://127.0.0.1:{args.port} (API at /v3 and /v2.0, "
+        "management at /management/v3, app tokens at /oauth2/token)",
+        flush=True,
+    )
     await serve(fake, args.port)
 
 

@@ -12,9 +12,20 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from simulators.smartcar_fake import routes_admin, routes_oauth, routes_vehicles
+from simulators.smartcar_fake import (
+    routes_admin,
+    routes_admin_v3,
+    routes_management,
+    routes_oauth,
+    routes_v3,
+    routes_vehicles,
+)
 from simulators.smartcar_fake.errors import ApiError, OAuthError
 from simulators.smartcar_fake.state import FakeSmartcar
+from simulators.smartcar_fake.v3_errors import v3_body
+
+# Paths answered in the v3 JSON:API error shape (§8): Vehicles API v3 and Management API.
+V3_PREFIXES = ("/v3/", "/management/v3/")
 
 
 class RequestIdMiddleware:
@@ -44,9 +55,10 @@ class RequestIdMiddleware:
 
 
 def api_error_response(request: Request, exc: ApiError) -> JSONResponse:
-    return JSONResponse(
-        exc.body(request.state.request_id), status_code=exc.status, headers=exc.headers
-    )
+    request_id = request.state.request_id
+    v3 = request.url.path.startswith(V3_PREFIXES)
+    body = v3_body(exc, request_id) if v3 else exc.body(request_id)
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 def create_app(fake: FakeSmartcar) -> ASGIApp:
@@ -65,6 +77,10 @@ def create_app(fake: FakeSmartcar) -> ASGIApp:
     app.include_router(routes_oauth.router)
     app.include_router(routes_vehicles.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_v3.iam_router)
+    app.include_router(routes_v3.router)
+    app.include_router(routes_management.router)
+    app.include_router(routes_admin_v3.router)
 
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> Response:
@@ -76,15 +92,19 @@ def create_app(fake: FakeSmartcar) -> ASGIApp:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
-        if not request.url.path.startswith("/v2.0/"):
+        if not request.url.path.startswith(("/v2.0/", *V3_PREFIXES)):
             return JSONResponse({"detail": exc.errors()}, status_code=422)
         return api_error_response(request, ApiError("VALIDATION:PARAMETER"))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
         # §1: unknown paths under a version answer RESOURCE_NOT_FOUND in the v2 shape.
-        if exc.status_code == 404 and request.url.path.startswith("/v"):
-            kind = "PATH" if request.url.path.startswith("/v2.0/") else "VERSION"
+        path = request.url.path
+        if exc.status_code == 404 and path.startswith(("/v", "/management/v3/")):
+            known = path.startswith(("/v2.0/", *V3_PREFIXES))
+            if path.startswith("/v2.0/") and request.app.state.fake.v3.v2_retired:
+                known = False  # a retired version answers VERSION for every path
+            kind = "PATH" if known else "VERSION"
             return api_error_response(request, ApiError(f"RESOURCE_NOT_FOUND:{kind}"))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 

@@ -75,7 +75,8 @@ def authorize(fake: FakeSmartcar, params: Mapping[str, str]) -> str:
     code = fake.tokens.issue_code(
         vehicles[0].owner_id, {v.smartcar_id for v in vehicles}, scopes, redirect_uri
     )
-    return _redirect(redirect_uri, {"code": code, **state})
+    # §2/§14.1: the redirect carries the user's id next to the code (v3's sc-user-id).
+    return _redirect(redirect_uri, {"code": code, "user_id": vehicles[0].owner_id, **state})
 
 
 def _selected_vehicles(fake: FakeSmartcar, params: Mapping[str, str]) -> list[Vehicle]:

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from simulators.smartcar_fake import vehicle_api
@@ -17,7 +17,19 @@ from simulators.smartcar_fake.state import FakeSmartcar
 from simulators.smartcar_fake.tokens import Grant
 from simulators.world import Vehicle
 
-router = APIRouter(prefix="/v2.0")
+RETIRED = (
+    "Vehicles API v2.0 has been retired and is no longer available. "
+    "Please migrate to Vehicles API v3."
+)
+
+
+async def _v2_alive(request: Request) -> None:
+    """§14.6: once v2.0 is switched off every path answers 404 RESOURCE_NOT_FOUND:VERSION."""
+    if fake_of(request).v3.v2_retired:
+        raise ApiError("RESOURCE_NOT_FOUND:VERSION", description=RETIRED)
+
+
+router = APIRouter(prefix="/v2.0", dependencies=[Depends(_v2_alive)])
 
 MAX_PAGE = 50
 

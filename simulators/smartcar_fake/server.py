@@ -32,6 +32,21 @@ class RunningFake:
         return f"{self.base_url}/v2.0"
 
     @property
+    def v3_api_url(self) -> str:
+        """Vehicles API v3 base, like ``https://vehicle.api.smartcar.com/v3``."""
+        return f"{self.base_url}/v3"
+
+    @property
+    def management_url(self) -> str:
+        """Management API v3 base, like ``https://management.api.smartcar.com/v3``."""
+        return f"{self.base_url}/management/v3"
+
+    @property
+    def iam_url(self) -> str:
+        """App-token origin, like ``https://iam.smartcar.com`` (+ ``/oauth2/token``)."""
+        return self.base_url
+
+    @property
     def auth_url(self) -> str:
         """Token endpoint origin, like ``https://auth.smartcar.com`` (+ ``/oauth/token``)."""
         return self.base_url

@@ -1,7 +1,8 @@
 """The fake's configuration and the state object tests and routes share.
 
 ``FakeSmartcar`` bundles the world, the clock and every knob: tokens (``.tokens``), faults
-(``.faults``), Connect behaviour (``.connect``) and webhooks (``.webhooks``).
+(``.faults``), Connect behaviour (``.connect``), webhooks (``.webhooks``) and v3 (``.v3``:
+app tokens, command executions, subscriptions, ``v2_retired``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from simulators.smartcar_fake.faults import FaultPlan
 from simulators.smartcar_fake.limits import CostMeter
 from simulators.smartcar_fake.tokens import Clock, TokenStore
+from simulators.smartcar_fake.v3_state import V3State
 from simulators.smartcar_fake.webhooks import WebhookDispatcher
 from simulators.world import World
 
@@ -94,6 +96,8 @@ class FakeSmartcar:
         self.costs = CostMeter()
         self.connect = ConnectKnobs()
         self.webhooks = WebhookDispatcher(world, self.clock)
+        # Vehicles API v3, iam app tokens, Management API, and the v2.0 switch-off (§14).
+        self.v3 = V3State(self.clock, self.config.client_id, self.config.client_secret)
         # How old the car's data is when served (SC-Data-Age = now - this).
         self.data_age_s: float = 0.0
         self.request_count = 0

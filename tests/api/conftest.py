@@ -13,6 +13,9 @@ from csms.app import CentralSystem
 from csms.config import BridgeSettings, Settings
 from tests.conftest import TIMEOUT
 
+# Modules here that build a bridge_env run once per Smartcar API version, as in tests/e2e.
+from tests.e2e.bridge_env import pytest_generate_tests, smartcar_api_version  # noqa: F401
+
 # Nothing listens there: these tests never reach Smartcar, they only need its routes mounted.
 UNREACHABLE = "http://127.0.0.1:9"
 
@@ -27,6 +30,9 @@ async def api_system(settings: Settings, db: asyncpg.Connection) -> AsyncIterato
         api_url=UNREACHABLE,
         auth_url=UNREACHABLE,
         connect_url=UNREACHABLE,
+        v3_api_url=UNREACHABLE,
+        management_api_url=UNREACHABLE,
+        iam_url=UNREACHABLE,
     )
     central = CentralSystem(replace(settings, bridge=bridge))
     await central.start()

@@ -60,7 +60,8 @@ async def test_unlinking_a_car_blocks_its_tag_and_revokes_smartcar_access(
         assert unlinked.status_code == 200, unlinked.text
         assert unlinked.json()["active"] is False
         assert unlinked.json()["smartcar"] == {"disconnected": True}
-        grants = [t.grant for t in env.fake.tokens.access_tokens.values()]
+        # The Connect grants: what both v2.0 tokens and v3 connections stand on.
+        grants = [c.grant for c in env.fake.tokens.codes.values()]
         assert grants and all(smartcar_b not in grant.vehicle_ids for grant in grants)
         assert (
             await db.fetchval("SELECT status FROM id_tags WHERE id_tag = $1", vehicle_b["id_tag"])

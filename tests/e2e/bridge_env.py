@@ -1,5 +1,12 @@
 """The whole story on one machine: central system with the bridge, the Smartcar fake and
-simulated chargers sharing one World, all over real sockets on 127.0.0.1."""
+simulated chargers sharing one World, all over real sockets on 127.0.0.1.
+
+Every test module that uses ``bridge_env`` / ``one_car_linked`` runs twice: against
+Smartcar Vehicles API v3 (the default; the fake's v2.0 is retired then, so nothing can
+lean on it) and against v2.0. That is decided here, in ``pytest_generate_tests`` and the
+``smartcar_api_version`` fixture (imported by ``tests/e2e/conftest.py``); a test reads the
+version as ``env.api_version``, and ``@pytest.mark.smartcar_api("3")`` narrows it.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,13 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from csms.app import CentralSystem
 from csms.config import BridgeSettings, Settings
@@ -28,6 +36,43 @@ CLIENT_SECRET = "bridge-test-secret"
 SECRET_KEY = "a-test-secret-key-of-32-characters!"
 AMT = "application-management-token"
 SPEED = 300.0  # simulated seconds per real second
+API_VERSIONS = ("3", "2")  # SMARTCAR_API_VERSION values every bridge e2e test runs with
+_version = {"current": API_VERSIONS[0]}
+
+
+def _uses_bridge_env(module: object) -> bool:
+    return any(
+        getattr(value, "__module__", None) == __name__ and callable(value)
+        for value in vars(module).values()
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "smartcar_api(*versions): run this bridge test only with these API versions"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise every test of a module that builds a bridge env over both API versions
+    (or over those a ``@pytest.mark.smartcar_api("2")`` marker names)."""
+    if "smartcar_api_version" in metafunc.fixturenames and _uses_bridge_env(metafunc.module):
+        marker = metafunc.definition.get_closest_marker("smartcar_api")
+        versions = tuple(marker.args) if marker is not None else API_VERSIONS
+        metafunc.parametrize(
+            "smartcar_api_version", versions, indirect=True, ids=lambda v: f"smartcar-v{v}"
+        )
+
+
+@pytest.fixture(autouse=True)
+def smartcar_api_version(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The API version ``bridge_env`` configures for this test (v3 unless parametrised)."""
+    version = str(getattr(request, "param", API_VERSIONS[0]))
+    previous, _version["current"] = _version["current"], version
+    try:
+        yield version
+    finally:
+        _version["current"] = previous
 
 
 def car(vin: str, soc: float, *, lat: float = 52.0, lon: float = 13.0) -> Vehicle:
@@ -64,6 +109,7 @@ class BridgeEnv:
     http: httpx.AsyncClient
     db: asyncpg.Connection
     settings: Settings
+    api_version: str = API_VERSIONS[0]
 
     async def restart(self, down_for: float = 0.5) -> None:
         """Stop the central system and start a new one on the same ports and database."""
@@ -131,7 +177,10 @@ async def bridge_env(
     poll_interval: float = 1.0,
     match_give_up_after: float = 4.0,
     access_token_ttl_s: float = 7200.0,
+    app_token_ttl_s: float = 3600.0,
+    api_version: str | None = None,
 ) -> AsyncIterator[BridgeEnv]:
+    version = api_version or _version["current"]
     http_sock = _bound_socket()
     base = f"http://127.0.0.1:{http_sock.getsockname()[1]}"
     redirect = f"{base}/smartcar/callback"
@@ -142,6 +191,9 @@ async def bridge_env(
         access_token_ttl_s=access_token_ttl_s,
     )
     async with run_smartcar_fake(world, config=config) as smartcar:
+        smartcar.fake.v3.app_token_ttl_s = app_token_ttl_s
+        # Under v3 the fake's v2.0 is switched off, as Smartcar's is (§14.6).
+        smartcar.fake.v3.v2_retired = version == "3"
         bridge = BridgeSettings(
             client_id=CLIENT_ID,
             client_secret=CLIENT_SECRET,
@@ -154,6 +206,12 @@ async def bridge_env(
             poll_interval=poll_interval,
             start_timeout=TIMEOUT,
             match_give_up_after=match_give_up_after,
+            api_version=version,
+            v3_api_url=smartcar.v3_api_url,
+            management_api_url=smartcar.management_url,
+            iam_url=smartcar.iam_url,
+            webhook_id=smartcar.fake.webhooks.webhook_id,
+            command_timeout=TIMEOUT,
         )
         with_bridge = replace(settings, bridge=bridge)
         system = CentralSystem(with_bridge)
@@ -175,7 +233,7 @@ async def bridge_env(
                 httpx.AsyncClient(base_url=base, timeout=TIMEOUT, headers=headers) as http,
             ):
                 await runner.wait_booted(TIMEOUT)
-                env = BridgeEnv(system, runner, smartcar, http, db, with_bridge)
+                env = BridgeEnv(system, runner, smartcar, http, db, with_bridge, version)
                 yield env
         finally:
             await (env.system if env is not None else system).stop()

@@ -171,13 +171,20 @@ async def test_driver_unplugging_early_closes_the_session_from_the_charger(
 async def test_access_token_expiring_mid_session_is_refreshed(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
+    # v2.0: the per-vehicle token lives 2 s; v3: the application token does.
+    ttl = {"access_token_ttl_s": 2.0, "app_token_ttl_s": 2.0}
     with structlog.testing.capture_logs() as logs:
-        async with one_car_linked(settings, db, VIN_A, 0.70, access_token_ttl_s=2.0) as env:
+        async with one_car_linked(settings, db, VIN_A, 0.70, **ttl) as env:
             env.runner.plug_in(VIN_A, "CP-A", 1)
             session = await _completed_session(env)
+            version = env.api_version
     assert session["stop_reason"] == "target_soc"
-    assert _events(logs, "bridge.token_refreshed")
+    if version == "2":
+        assert _events(logs, "bridge.token_refreshed")
+    else:
+        assert len(_events(logs, "bridge.app_token_renewed")) >= 2
     assert not _events(logs, "bridge.reauth_required")
+    assert not _events(logs, "bridge.app_token_refused")
 
 
 async def test_refused_refresh_marks_the_link_and_the_charger_keeps_working(
@@ -186,16 +193,26 @@ async def test_refused_refresh_marks_the_link_and_the_charger_keeps_working(
     with structlog.testing.capture_logs() as logs:
         async with one_car_linked(settings, db, VIN_A, 0.30) as env:
             await env.plug_in_until_charging(VIN_A)
-            # The driver revoked us at Smartcar: every refresh is refused from now on.
-            for token in list(env.fake.tokens.refresh_tokens):
-                env.fake.tokens.revoke_refresh_token(token)
-            env.fake.tokens.expire_access_tokens()
-            await env.wait_for(
-                "SELECT status = 'reauth_required' FROM smartcar_links", timeout=TIMEOUT * 2
-            )
+            if env.api_version == "2":
+                # The driver revoked us at Smartcar: every refresh is refused from now on.
+                for token in list(env.fake.tokens.refresh_tokens):
+                    env.fake.tokens.revoke_refresh_token(token)
+                env.fake.tokens.expire_access_tokens()
+                await env.wait_for(
+                    "SELECT status = 'reauth_required' FROM smartcar_links", timeout=TIMEOUT * 2
+                )
+            else:
+                # v3: the operator's secret was rotated away in the Dashboard, so every
+                # application token request is refused; no driver action would help.
+                env.fake.v3.client_secret = "rotated-in-the-dashboard"
+                env.fake.v3.expire_app_tokens()
+                async with asyncio.timeout(TIMEOUT * 2):
+                    while not _events(logs, "bridge.app_token_refused"):
+                        await asyncio.sleep(0.05)
             env.runner.unplug(VIN_A)
             session = await _completed_session(env)
-    assert _events(logs, "bridge.reauth_required")
+            version = env.api_version
+    assert _events(logs, "bridge.reauth_required" if version == "2" else "bridge.app_token_refused")
     # Billed from the charger's meter even without the car's final SoC.
     assert session["bill_basis"] == "charger" and session["grid_energy_wh"] > 0
 
