@@ -14,6 +14,7 @@ from simulators.smartcar_fake.errors import ApiError
 from simulators.smartcar_fake.limits import CostLimits, CostMeter
 from simulators.smartcar_fake.testing import connect_vehicles
 from simulators.world import World
+from tests.simulators.test_smartcar_fake_v3 import connected
 
 NOW = datetime(2025, 6, 30, 23, 59, tzinfo=UTC)
 
@@ -153,3 +154,19 @@ async def test_preset_smartcar_sets_the_published_defaults(running: RunningFake)
         assert answer.json()["bucket_level"] == 120.0
         bad = await http.post(f"{running.base_url}/_fake/limits", json={"preset": "bogus"})
         assert bad.status_code == 400
+
+
+async def test_v3_signals_pay_the_same_limits_and_answer_in_the_v3_shape(
+    running: RunningFake,
+) -> None:
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        car = await connected(http, running)
+        running.fake.costs.configure(CostLimits(vehicle_calls=1, vehicle_window_s=20))
+        url = f"{car.url}/signals/tractionbattery-stateofcharge"
+        first = await http.get(url, headers=car.headers)
+        second = await http.get(url, headers=car.headers)
+    assert first.status_code == 200
+    assert second.status_code == 429
+    assert second.headers["retry-after"] == "20"
+    [error] = second.json()["errors"]
+    assert (error["status"], error["type"], error["code"]) == ("429", "RATE_LIMIT", "VEHICLE")
