@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 EMBEDDED_DATABASE = "csms"
+BRIDGE_OFF_REASON = "SMARTCAR_CLIENT_ID is not set"
 
 
 def utc_now() -> datetime:
@@ -168,7 +170,7 @@ class CentralSystem:
 
     async def _start_bridge(self) -> Bridge | None:
         if self.settings.bridge is None:
-            log.info("bridge.disabled", reason="SMARTCAR_CLIENT_ID is not set")
+            log.info("bridge.disabled", reason=BRIDGE_OFF_REASON)
             return None
         # Imported here: the bridge depends on the core, never the other way round.
         from smartcar_bridge.bridge import Bridge
@@ -202,16 +204,34 @@ class CentralSystem:
         if sock is None:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.settings.http_host, self.settings.http_port))
+            address = (self.settings.http_host, self.settings.http_port)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                sock.close()
+                # Name the address, as asyncio does for the OCPP listener: "[Errno 98]
+                # Address already in use" alone does not say which port.
+                raise OSError(
+                    exc.errno,
+                    f"error while attempting to bind on address {address!r}: "
+                    f"{(exc.strerror or '').lower()}",
+                ) from exc
         from csms.http.routes_security import create_router as security_router
 
         routers = [security_router(self)]
+        sections = {}
         if self.bridge is not None:
+            from smartcar_bridge.dashboard import outcomes_since
             from smartcar_bridge.http import create_router
 
             routers.append(create_router(self.bridge))
+            sections["bridge"] = functools.partial(outcomes_since, self.bridge.pool)
+        else:
+            from csms.http.routes_bridge_off import create_router as bridge_off_router
+
+            routers.append(bridge_off_router(BRIDGE_OFF_REASON))
         config = uvicorn.Config(
-            create_app(self, routers), log_config=None, access_log=False, lifespan="off"
+            create_app(self, routers, sections), log_config=None, access_log=False, lifespan="off"
         )
         self._http = _EmbeddedUvicorn(config)
         self._http_sock = sock

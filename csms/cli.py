@@ -14,6 +14,7 @@ from typing import Any
 
 from csms import cli_api
 from csms.app import CentralSystem, migrate_database, resolve_database
+from csms.cli_errors import OPERATIONAL_ERRORS, explain
 from csms.config import ConfigError, Settings
 from csms.log import configure_logging
 from csms.security.cli_commands import SECURITY_ACTIONS, add_security_arguments, security_request
@@ -58,7 +59,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"csms: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
-    return int(args.run(settings, args) or 0)
+    try:
+        return int(args.run(settings, args) or 0)
+    except BrokenPipeError:
+        # `csms chargers | head`: the reader has gone, which is not our error. Point stdout
+        # at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OPERATIONAL_ERRORS as exc:
+        # `csms migrate`, `csms token …`: a database out of reach or refusing, one line.
+        print(f"csms: {explain(exc, settings)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,11 +114,11 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         try:
             await system.start()
-        except OSError as exc:
-            # A port in use or a database out of reach: one line, and stop what started
-            # (an embedded PostgreSQL must not outlive us).
+        except OPERATIONAL_ERRORS as exc:
+            # A port in use, a database out of reach, missing or refusing the user: one
+            # line, and stop what started (an embedded PostgreSQL must not outlive us).
             await system.stop()
-            print(f"csms: cannot start: {exc}", file=sys.stderr)
+            print(f"csms: cannot start: {explain(exc, settings)}", file=sys.stderr)
             return 1
         try:
             await stop.wait()
@@ -184,10 +198,10 @@ def _request(
     params: dict[str, Any] | None,
 ) -> int:
     response = cli_api.call_api(cli, url, method, path, json_body=body, params=params, timeout=660)
-    if response is None:
-        return 1
+    if response is None or not response.is_success:
+        return cli_api.fail(response)  # one line on stderr, whatever the body
     print(json.dumps(response.json(), indent=2))
-    return 0 if response.is_success else 1
+    return 0
 
 
 if __name__ == "__main__":

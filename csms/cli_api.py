@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -22,6 +23,35 @@ if TYPE_CHECKING:
     from csms.cli import CliSettings
 
 Handler = Callable[["CliSettings", argparse.Namespace], int]
+
+# What `csms chargers --status` filters on: a registration status or a connector status.
+CHARGER_STATUSES = (
+    *("Accepted", "Pending", "Rejected"),
+    *("Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing"),
+    *("Reserved", "Unavailable", "Faulted"),
+)
+EXPIRY_HINT = "an ISO 8601 date and time with a time zone, e.g. 2027-01-31T23:59:59Z"
+
+
+def charger_status(value: str) -> str:
+    """``--status``: any known status, in any case; an unknown one is refused, listing all."""
+    for status in CHARGER_STATUSES:
+        if status.lower() == value.lower():
+            return status
+    raise argparse.ArgumentTypeError(
+        f"unknown status {value!r}; one of: {', '.join(CHARGER_STATUSES)}"
+    )
+
+
+def expiry(value: str) -> str:
+    """``--expiry``: checked here, so a bad date gets the format, not a 422 from the server."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not {EXPIRY_HINT}") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no time zone: give {EXPIRY_HINT}")
+    return parsed.isoformat()
 
 
 def add_commands(
@@ -47,7 +77,9 @@ def add_commands(
     state = chargers.add_mutually_exclusive_group()
     state.add_argument("--connected", dest="connected", action="store_true", default=None)
     state.add_argument("--disconnected", dest="connected", action="store_false")
-    chargers.add_argument("--status", help="registration or connector status")
+    chargers.add_argument(
+        "--status", type=charger_status, help="registration or connector status, e.g. Faulted"
+    )
     chargers.add_argument("--vendor")
     json_and_url(chargers)
     chargers.set_defaults(run=wrap(_chargers))
@@ -62,12 +94,17 @@ def add_commands(
 
     idtag = commands.add_parser("idtag", help="the authorisation list")
     idtag_actions = idtag.add_subparsers(dest="idtag_action", required=True)
-    add = idtag_actions.add_parser("add", help="add an id tag (Accepted)")
-    add.add_argument("id_tag")
-    add.add_argument("--expiry", help="ISO 8601 expiry date with a time zone")
+    add = idtag_actions.add_parser("add", help="add id tags (Accepted)")
+    add.add_argument("id_tag", nargs="+", help="one or more id tags")
+    add.add_argument("--expiry", type=expiry, help=f"expiry: {EXPIRY_HINT}")
     add.add_argument("--parent", help="parent id tag")
-    for action in ("block", "expire", "delete"):
-        idtag_actions.add_parser(action, help=f"{action} an id tag").add_argument("id_tag")
+    for action, text in (
+        ("block", "block an id tag (chargers refuse it)"),
+        ("unblock", "accept a blocked id tag again"),
+        ("expire", "expire an id tag now"),
+        ("delete", "delete an id tag"),
+    ):
+        idtag_actions.add_parser(action, help=text).add_argument("id_tag")
     idtag_actions.add_parser("list", help="every id tag")
     for parser in idtag_actions.choices.values():
         json_and_url(parser)
@@ -167,7 +204,7 @@ def _charger_row(item: dict[str, Any]) -> dict[str, Any]:
 def show_charger(cli: CliSettings, args: argparse.Namespace, charge_point_id: str) -> int:
     response = _call(cli, args, "GET", f"/api/charge-points/{_segment(charge_point_id)}")
     if response is None or not response.is_success:
-        return _fail(response)
+        return fail(response)
     body = response.json()
     if args.json:
         print(json.dumps(body, indent=2))
@@ -200,9 +237,12 @@ def _idtag(cli: CliSettings, args: argparse.Namespace) -> int:
         columns = ("id_tag", "status", "effective_status", "expiry_date", "parent_id_tag")
         return _get_list(cli, args, "/api/id-tags", {}, columns, None)
     if action == "add":
-        body = {"id_tag": args.id_tag, "expiry_date": args.expiry, "parent_id_tag": args.parent}
-        response = _call(cli, args, "POST", "/api/id-tags", json_body=body)
-    elif action == "delete":
+        failed = 0
+        for id_tag in args.id_tag:
+            body = {"id_tag": id_tag, "expiry_date": args.expiry, "parent_id_tag": args.parent}
+            failed |= _print_answer(args, _call(cli, args, "POST", "/api/id-tags", json_body=body))
+        return failed
+    if action == "delete":
         response = _call(cli, args, "DELETE", f"/api/id-tags/{_segment(args.id_tag)}")
     else:
         response = _call(cli, args, "POST", f"/api/id-tags/{_segment(args.id_tag)}/{action}")
@@ -264,22 +304,29 @@ def _param(value: Any) -> Any:
     return str(value).lower() if isinstance(value, bool) else value
 
 
-def _fail(response: httpx.Response | None) -> int:
+def fail(response: httpx.Response | None) -> int:
+    """A refused or failed request as one line on stderr (whatever the body); status 1."""
     if response is None:
         return 1
     try:
         body = response.json()
-        message = body.get("detail") or body.get("title") or response.text
-    except ValueError:
-        message = response.text
+        title, detail = body.get("title"), body.get("detail")
+        message = detail or title or response.text
+        if title and detail and title.lower() not in detail.lower():
+            message = f"{title}: {detail}"
+        if body.get("errors"):  # a 422 naming each field
+            message += ": " + "; ".join(f"{e['field']}: {e['message']}" for e in body["errors"])
+    except (ValueError, AttributeError, KeyError, TypeError):
+        message = response.text or response.reason_phrase
     hint = " (set CSMS_API_TOKEN)" if response.status_code == 401 else ""
-    print(f"csms: {response.status_code}: {message}{hint}", file=sys.stderr)
+    line = " ".join(f"{response.status_code}: {message}{hint}".split())
+    print(f"csms: {line}", file=sys.stderr)
     return 1
 
 
 def _print_answer(args: argparse.Namespace, response: httpx.Response | None) -> int:
     if response is None or not response.is_success:
-        return _fail(response)
+        return fail(response)
     if response.status_code == 204:
         print("done")
     elif args.json:
@@ -301,7 +348,7 @@ def _get_list(
 ) -> int:
     response = _call(cli, args, "GET", path, params=params)
     if response is None or not response.is_success:
-        return _fail(response)
+        return fail(response)
     body = response.json()
     items = body["items"] if isinstance(body, dict) else body
     if args.json:

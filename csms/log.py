@@ -56,8 +56,60 @@ def redact_secrets(
     return event
 
 
+# Event names for records from the standard library's logging (uvicorn, asyncio, warnings):
+# by logger name prefix; anything else is ``python.log`` with its ``logger`` field.
+_FOREIGN_EVENTS = (
+    ("uvicorn", "http.server_log"),
+    ("asyncio", "asyncio.loop_error"),
+    ("py.warnings", "python.warning"),
+)
+# uvicorn logs this, with the traceback, for an exception no handler turned into a response.
+_UNHANDLED_HTTP = "Exception in ASGI application"
+
+
+def foreign_event(record: logging.LogRecord) -> str:
+    """The stable event name for a standard-library log record."""
+    message = record.getMessage()
+    if record.name.startswith("uvicorn") and message.startswith(_UNHANDLED_HTTP):
+        return "http.unhandled_error"
+    for prefix, event in _FOREIGN_EVENTS:
+        if record.name == prefix or record.name.startswith(prefix + "."):
+            return event
+    return "python.log"
+
+
+class StructlogHandler(logging.Handler):
+    """Hands standard-library log records to structlog: the same one-JSON-line output,
+    redaction and bound context as our own events, instead of plain-text tracebacks."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage().strip()}
+            if record.exc_info and record.exc_info[0] is not None:
+                fields["exc_info"] = record.exc_info
+            structlog.get_logger().log(record.levelno, foreign_event(record), **fields)
+        except Exception:  # logging must never raise into the caller
+            self.handleError(record)
+
+
+def _route_standard_logging(level: int) -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, StructlogHandler)]:
+        root.removeHandler(handler)
+    root.addHandler(StructlogHandler())
+    # Libraries' info chatter (uvicorn start-up, websockets) stays out, as before; their
+    # warnings and errors (with tracebacks) come through as events.
+    root.setLevel(max(level, logging.WARNING))
+    # uvicorn adds no handlers with log_config=None, so its records reach the root one.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncio"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    logging.captureWarnings(True)
+
+
 def configure_logging(log_format: str = "json", level: str = "info") -> None:
-    """Configure structlog for the process. Safe to call more than once."""
+    """Configure structlog for the process, and route the standard library's logging
+    (uvicorn, asyncio, warnings) through it. Safe to call more than once."""
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -75,3 +127,4 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    _route_standard_logging(_LEVELS[level])

@@ -15,9 +15,11 @@ car cannot grow the number of series.
 from __future__ import annotations
 
 import asyncio
+import platform
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from typing import Any
 
 import asyncpg
@@ -25,9 +27,11 @@ import structlog
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
 )
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -38,6 +42,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 log = structlog.get_logger()
+
+# ``*_created`` series double every counter and histogram for a timestamp no dashboard uses.
+disable_created_metrics()
 
 # OCPP 1.6 (+ security whitepaper) action names, in both directions: the only label values.
 OCPP16_ACTIONS = frozenset(
@@ -85,7 +92,8 @@ OCPP16_ACTIONS = frozenset(
 )
 OTHER = "other"
 
-# OCPP-J 4.2.3 error codes (1.6 spells one "OccurenceConstraintViolation").
+# OCPP-J 4.2.3 error codes, one label each: the 1.6 spelling ("FormationViolation",
+# "OccurenceConstraintViolation"), with the later spellings counted under it.
 CALL_ERROR_CODES = frozenset(
     {
         "NotImplemented",
@@ -94,13 +102,28 @@ CALL_ERROR_CODES = frozenset(
         "ProtocolError",
         "SecurityError",
         "FormationViolation",
-        "FormatViolation",
         "PropertyConstraintViolation",
         "OccurenceConstraintViolation",
-        "OccurrenceConstraintViolation",
         "TypeConstraintViolation",
         "GenericError",
     }
+)
+CALL_ERROR_ALIASES = {
+    "FormatViolation": "FormationViolation",
+    "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
+}
+
+# Connector statuses of OCPP 1.6 (7.7 ChargePointStatus): every one is reported, 0 or not.
+CONNECTOR_STATUSES = (
+    "Available",
+    "Preparing",
+    "Charging",
+    "SuspendedEVSE",
+    "SuspendedEV",
+    "Finishing",
+    "Reserved",
+    "Unavailable",
+    "Faulted",
 )
 
 # Handling an OCPP call is usually sub-millisecond; a slow database shows up in seconds.
@@ -213,11 +236,36 @@ class Metrics:
             buckets=SMARTCAR_BUCKETS,
             registry=registry,
         )
+        self.auth_failures = Counter(
+            "csms_auth_failures",
+            "Refused authentications by protocol (ocpp: a charger's handshake, http: an "
+            "operator token) and reason.",
+            ["protocol", "reason"],
+            registry=registry,
+        )
+        self.http_requests = Counter(
+            "csms_http_requests",
+            "HTTP requests by route template, method and status class (2xx, 4xx, ...).",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        build = Gauge(
+            "csms_build_info",
+            "Always 1; the labels say which build runs.",
+            ["version", "python"],
+            registry=registry,
+        )
+        build.labels(_version(), platform.python_version()).set(1)
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         # Pre-bound children: the hot path does one dict lookup, never .labels().
         self._errors_out = {code: self.call_errors.labels(code, "out") for code in CALL_ERROR_CODES}
         self._errors_in = {code: self.call_errors.labels(code, "in") for code in CALL_ERROR_CODES}
+        for alias, code in CALL_ERROR_ALIASES.items():
+            self._errors_out[alias], self._errors_in[alias] = (
+                self._errors_out[code],
+                self._errors_in[code],
+            )
         self.system: SystemCollector | None = None
 
     # -- hot path -------------------------------------------------------------------------
@@ -238,12 +286,20 @@ class Metrics:
         child.inc()
 
     def command_sent(self, action: str, outcome: str) -> None:
-        """A command finished: ``answered``, ``call_error``, ``timeout`` or ``not_connected``."""
+        """A command finished: ``answered`` or a ``CommandError.outcome``."""
         action = action_label(action)
         self.commands.labels(action, outcome).inc()
-        if outcome != "not_connected":  # only then did a CALL go out on the wire
+        if outcome not in ("not_connected", "queue_timeout"):  # a CALL went out on the wire
             calls_out = self.traffic.calls_out
             calls_out[action] = calls_out.get(action, 0) + 1
+
+    def auth_failed(self, protocol: str, reason: str) -> None:
+        """A charger's handshake (``ocpp``) or an operator token (``http``) was refused."""
+        self.auth_failures.labels(protocol, reason).inc()
+
+    def http_request(self, route: str, method: str, status: int) -> None:
+        """One HTTP request answered; ``route`` is the template, never the concrete path."""
+        self.http_requests.labels(route, method, f"{status // 100}xx").inc()
 
     def smartcar_call(
         self, path: str, outcome: str, seconds: float, purpose: str = "other"
@@ -268,6 +324,13 @@ class Metrics:
             await self.system.refresh()
 
 
+def _version() -> str:
+    try:
+        return metadata.version("csms")
+    except metadata.PackageNotFoundError:  # running from a source tree that was not installed
+        return "unknown"
+
+
 _TOTALS_SQL = """
 SELECT
     (SELECT count(*) FROM transactions WHERE stop_received_at IS NULL) AS active_transactions,
@@ -276,14 +339,28 @@ SELECT
         AND NOT meter_anomaly) AS energy_delivered_wh,
     (SELECT count(*) FROM charging_sessions WHERE ended_at IS NULL) AS active_bridge_sessions
 """
+# Connector 0 is the whole charger (1.6 §4.9), not a place to plug in.
+_CONNECTORS_SQL = """
+SELECT status, count(*) AS connectors FROM connectors WHERE connector_id > 0 GROUP BY status
+"""
 
 
 async def read_totals(pool: asyncpg.Pool, timeout: float) -> dict[str, int]:
     """Counts and sums over the whole system, in one round trip."""
     async with asyncio.timeout(timeout):  # covers waiting for a free connection too
-        row = await pool.fetchrow(_TOTALS_SQL)
+        async with pool.acquire() as connection:
+            row = await connection.fetchrow(_TOTALS_SQL)
+            by_status = await connection.fetch(_CONNECTORS_SQL)
     assert row is not None
-    return {key: int(value) for key, value in row.items()}
+    totals = {key: int(value) for key, value in row.items()}
+    for status in CONNECTOR_STATUSES:
+        totals[f"connectors:{status}"] = 0
+    for record in by_status:
+        # A status outside 1.6's list (normalised on the way in, so rare) is counted as other.
+        status = record["status"] if record["status"] in CONNECTOR_STATUSES else OTHER
+        key = f"connectors:{status}"
+        totals[key] = totals.get(key, 0) + int(record["connectors"])
+    return totals
 
 
 class SystemCollector(Collector):
@@ -351,6 +428,15 @@ class SystemCollector(Collector):
             "Open Smartcar plug-and-charge sessions.",
             totals["active_bridge_sessions"],
         )
+        connectors = GaugeMetricFamily(
+            "csms_connectors",
+            "Connectors (connector 0 excluded) by their last reported status, all chargers.",
+            labels=["status"],
+        )
+        for key, count in totals.items():
+            if key.startswith("connectors:"):
+                connectors.add_metric([key.removeprefix("connectors:")], count)
+        yield connectors
         energy = CounterMetricFamily(
             "csms_energy_delivered_wh",
             "Energy delivered by completed transactions (meterStop - meterStart, Wh).",

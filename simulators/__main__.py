@@ -14,7 +14,9 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,9 @@ import structlog
 from simulators.smartcar_fake.state import FakeConfig
 from simulators.world_runner import WorldRunner, build_world, card_for
 from simulators.world_traffic import ScenarioFileError, parse_scenario
+
+# An instance, not the class: on a slots dataclass the class attributes are descriptors.
+_DEFAULTS = FakeConfig()
 
 # Start-up (fake, sockets) and shutdown (close handshakes) on top of the simulated duration.
 _REAL_SLACK_S = 30.0
@@ -59,8 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     world.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     world.add_argument("--json", action="store_true", help="also print the summary as JSON")
     # The Smartcar fake's registered application, as in the Smartcar Dashboard.
-    world.add_argument("--client-id", default=FakeConfig.client_id)
-    world.add_argument("--client-secret", default=FakeConfig.client_secret)
+    world.add_argument("--client-id", default=_DEFAULTS.client_id)
+    world.add_argument("--client-secret", default=_DEFAULTS.client_secret)
     world.add_argument(
         "--redirect-uri", action="append", help="registered redirect URI (repeatable)"
     )
@@ -134,13 +139,18 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
         smartcar_config=FakeConfig(
             client_id=args.client_id,
             client_secret=args.client_secret,
-            redirect_uris=tuple(args.redirect_uri or FakeConfig.redirect_uris),
+            redirect_uris=tuple(args.redirect_uri or _DEFAULTS.redirect_uris),
         ),
     )
     if args.scenario is not None:
         data = json.loads(args.scenario.read_text())
         runner.add_scenario(parse_scenario(data, list(runner.world.vehicles)))
     timed_out = False
+    # Ctrl-C (or SIGTERM) ends the simulated day early: the summary still comes, no traceback.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     async with runner:
         if runner.smartcar is not None:
             if args.login_all:
@@ -148,14 +158,31 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
             print(f"fake Smartcar API at {runner.smartcar.api_url}", file=sys.stderr, flush=True)
         try:
             async with asyncio.timeout(bound_s):
-                await runner.run_for(args.duration)
-                if args.leave_at_end:
-                    await runner.drain(_REAL_SLACK_S / 2)
+                await _until_stopped(runner.run_for(args.duration), stop)
+                if args.leave_at_end and not stop.is_set():
+                    await _until_stopped(runner.drain(_REAL_SLACK_S / 2), stop)
         except TimeoutError:
             timed_out = True
         summary = runner.summary()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
     summary["timed_out"] = timed_out
+    summary["interrupted"] = stop.is_set()
     return summary
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    """Run ``work`` to its end, or cancel it when ``stop`` is set first."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, stopped):
+            pending.cancel()
+        await asyncio.gather(task, stopped, return_exceptions=True)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -179,6 +206,8 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"  Smartcar fake {s['smartcar_url']}: {s['smartcar_requests']} requests")
     if s.get("timed_out"):
         lines.append("  (stopped by the real-time bound)")
+    if s.get("interrupted"):
+        lines.append("  (interrupted)")
     return "\n".join(lines)
 
 

@@ -5,25 +5,21 @@
 # once through Smartcar Connect; then cars arrive, plug in, and the bridge matches them by
 # VIN, starts, monitors, stops at 80 % and bills. The log is console-formatted.
 #
-# Knobs (environment): DEMO_CHARGERS, DEMO_VEHICLES, DEMO_SPEED, DEMO_SEED,
-# CSMS_OCPP_PORT, CSMS_HTTP_PORT, DEMO_SMARTCAR_PORT, CSMS_DATA_DIR.
+# Knobs (environment): DEMO_CHARGERS, DEMO_VEHICLES, DEMO_SPEED, DEMO_SEED, DEMO_DURATION
+# (simulated s), and those of demo_lib.sh (a scratch database and free ports every run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${BIN:-.venv/bin}
 CHARGERS=${DEMO_CHARGERS:-3}
 VEHICLES=${DEMO_VEHICLES:-3}
 SPEED=${DEMO_SPEED:-600}
 SEED=${DEMO_SEED:-4}
-SC_PORT=${DEMO_SMARTCAR_PORT:-8090}
-DURATION=28800  # simulated seconds: eight hours, enough to charge every car to 80 %
+# Simulated seconds: eight hours, enough to charge every car to 80 %.
+DURATION=${DEMO_DURATION:-28800}
+# shellcheck source=simulators/demo_lib.sh
+source simulators/demo_lib.sh
+SC_PORT=$DEMO_SMARTCAR_PORT
 
-export CSMS_DATA_DIR=${CSMS_DATA_DIR:-.csms/demo-bridge}
-# A fresh world each time: the last run's chargers vanished with their sessions open.
-rm -rf "$CSMS_DATA_DIR"
-export CSMS_OCPP_HOST=127.0.0.1 CSMS_HTTP_HOST=127.0.0.1
-export CSMS_OCPP_PORT=${CSMS_OCPP_PORT:-9000} CSMS_HTTP_PORT=${CSMS_HTTP_PORT:-8080}
-export CSMS_LOG_FORMAT=console CSMS_LOG_LEVEL=info CSMS_HEARTBEAT_INTERVAL=3600
 # The bridge, pointed at the fake. Demo credentials only: never reuse them.
 export SMARTCAR_CLIENT_ID=demo-client SMARTCAR_CLIENT_SECRET=demo-client-secret
 export SMARTCAR_REDIRECT_URI="http://127.0.0.1:$CSMS_HTTP_PORT/smartcar/callback"
@@ -37,40 +33,11 @@ export CSMS_SECRET_KEY=demo-secret-key-not-for-production
 # Real seconds; at DEMO_SPEED 600 that is a read every 10 simulated minutes.
 export CSMS_BRIDGE_POLL_INTERVAL=1
 
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid"
-            wait "$pid" || true
-        fi
-    done
-}
-trap cleanup EXIT
-
-wait_for() {  # URL, what: up to 60 s until the URL answers at all
-    "$BIN/python" - "$1" "$2" <<'PY'
-import sys, time
-import httpx
-url, what = sys.argv[1], sys.argv[2]
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    try:
-        httpx.get(url, timeout=1)
-        sys.exit(0)
-    except httpx.TransportError:
-        time.sleep(0.2)
-sys.exit(f"demo: {what} did not answer within 60 s")
-PY
-}
-
-"$BIN/csms" serve &
-pids+=($!)
-wait_for "http://127.0.0.1:$CSMS_HTTP_PORT/healthz" "the central system"
+demo_start_csms
 
 # Cars arrive from simulated hour 1 on, one an hour (6 s apart at speed 600): each plug-in is
 # decided before the next, at a site where all chargers stand within matching distance.
-scenario=$(mktemp)
+scenario=$DEMO_SCRATCH/scenario.json
 "$BIN/python" - "$CHARGERS" "$VEHICLES" "$SEED" >"$scenario" <<'PY'
 import json, sys
 from simulators.world_cable import build_world
@@ -90,12 +57,12 @@ PY
     --rfid-share 0 --meter-interval 300 --smartcar-port "$SC_PORT" \
     --client-id "$SMARTCAR_CLIENT_ID" --client-secret "$SMARTCAR_CLIENT_SECRET" \
     --redirect-uri "$SMARTCAR_REDIRECT_URI" --login-all --scenario "$scenario" &
-pids+=($!)
-wait_for "http://127.0.0.1:$SC_PORT/v2.0/user" "the Smartcar fake"
+demo_pids+=($!)
+world_pid=$!
+demo_wait_for "http://127.0.0.1:$SC_PORT/v2.0/user" "the Smartcar fake" "$world_pid"
 
-# An operator token, an account with valid payment, and the driver's Connect flow.
-token=$("$BIN/csms" token create "demo-$(date +%s)" 2>/dev/null)
-"$BIN/python" - "$CSMS_HTTP_PORT" "$token" <<'PY'
+# An account with valid payment, and the driver's Connect flow.
+"$BIN/python" - "$CSMS_HTTP_PORT" "$CSMS_API_TOKEN" <<'PY'
 import sys
 import httpx
 port, token = sys.argv[1], sys.argv[2]
@@ -110,8 +77,8 @@ print(f"demo: Connect says {page.status_code}: {page.text.split('<p>')[-1].split
       file=sys.stderr)
 PY
 
-wait "${pids[1]}" || true
-"$BIN/python" - "$CSMS_HTTP_PORT" "$token" <<'PY'
+wait "$world_pid" || true
+"$BIN/python" - "$CSMS_HTTP_PORT" "$CSMS_API_TOKEN" <<'PY'
 import sys
 import httpx
 port, token = sys.argv[1], sys.argv[2]
@@ -128,4 +95,3 @@ for s in sessions:
         f"bill {s.get('bill_amount')} {s.get('currency') or ''} ({s.get('bill_basis')})"
     )
 PY
-rm -f "$scenario"

@@ -6,6 +6,8 @@
         print(fleet.summary())
 
 CLI: ``python -m simulators.fleet --csms ws://127.0.0.1:9000/ocpp --chargers 100 --duration 60``.
+The drivers tap the cards given by ``--id-tags`` (default ``FLEET0001``): a central system
+answers unknown cards Invalid, so register them first (``csms idtag add FLEET0001``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ import argparse
 import asyncio
 import json
 import random
+import signal
+import sys
 import time
 from typing import Any
 
 from simulators.charge_point import ChargePoint
 from simulators.cp_faults import Faults
 from simulators.cp_runtime import SimClock, Stats
+
+# The card every driver taps unless --id-tags says otherwise; README: `csms idtag add FLEET0001`.
+DEFAULT_ID_TAGS = ("FLEET0001",)
 
 
 class SimpleEV:
@@ -58,7 +65,8 @@ class Fleet:
     """N charge points with M connectors each, identities ``{prefix}0001`` …, one shared Stats.
 
     ``session_share`` of the connectors get a car plugged in and a card tapped at a random
-    moment in the first ``session_window_s`` simulated seconds after their boot.
+    moment in the first ``session_window_s`` simulated seconds after their boot; the driver
+    taps one of ``id_tags`` (random 8-hex-digit cards when empty).
     """
 
     def __init__(
@@ -78,6 +86,7 @@ class Fleet:
         session_window_s: float = 60.0,
         dc_share: float = 0.0,
         call_timeout_s: float = 30.0,
+        id_tags: tuple[str, ...] = (),
     ) -> None:
         self.csms_url = csms_url
         self.chargers = chargers
@@ -86,6 +95,8 @@ class Fleet:
         self.ramp_per_s = ramp_per_s
         self.session_share = session_share
         self.session_window_s = session_window_s
+        self.id_tags = id_tags
+        self.taps = 0
         self.clock = SimClock(speed)
         self.stats = Stats(seed)
         self.charge_points: list[ChargePoint] = []
@@ -153,7 +164,7 @@ class Fleet:
                     continue
                 rng = self._rng
                 delay = self.clock.real_delay(rng.uniform(0, self.session_window_s))
-                tag = f"{rng.getrandbits(32):08X}"
+                tag = rng.choice(self.id_tags) if self.id_tags else f"{rng.getrandbits(32):08X}"
                 ev = SimpleEV(60_000.0, rng.uniform(10, 70), rng.choice([7_400.0, 11_000.0]))
                 timer = loop.call_later(delay, self._begin_session, cp, connector_id, ev, tag)
                 self._timers.append(timer)
@@ -175,6 +186,7 @@ class Fleet:
             return
         cp.plug_in(connector_id, ev)
         cp.tap(connector_id, id_tag)
+        self.taps += 1
 
     @property
     def booted(self) -> int:
@@ -219,12 +231,15 @@ class Fleet:
             "booted": self.booted,
             "connected": self.connected,
             "elapsed_s": round(time.monotonic() - self.started_at, 3),
+            "taps": self.taps,
+            "sessions_started": self.stats.results["StartTransaction"],
             "rss_mb": round(rss_mb(), 1),
             **self.stats.summary(),
         }
 
 
 async def run_fleet(args: argparse.Namespace) -> dict[str, Any]:
+    """Run for ``--duration`` real seconds, or until SIGINT/SIGTERM; the summary either way."""
     fleet = Fleet(
         args.csms,
         chargers=args.chargers,
@@ -238,18 +253,45 @@ async def run_fleet(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         session_share=args.sessions,
         session_window_s=args.duration * args.speed / 2,
+        id_tags=args.id_tags,
     )
-    async with fleet:
-        await asyncio.sleep(args.duration)
-        return fleet.summary()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Ctrl-C ends the run early and still prints what happened, without a traceback.
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with fleet:
+            try:
+                await asyncio.wait_for(stop.wait(), args.duration)
+            except TimeoutError:
+                pass
+            summary = fleet.summary()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    summary["interrupted"] = stop.is_set()
+    return summary
+
+
+def _id_tags(value: str) -> tuple[str, ...]:
+    tags = tuple(tag.strip() for tag in value.split(",") if tag.strip())
+    if not tags:
+        raise argparse.ArgumentTypeError("give at least one id tag, e.g. FLEET0001,FLEET0002")
+    return tags
 
 
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Run a fleet of simulated OCPP 1.6J chargers.")
+    parser = argparse.ArgumentParser(
+        prog="python -m simulators.fleet",
+        description="Run a fleet of simulated OCPP 1.6J chargers. Drivers tap the --id-tags "
+        "cards; the central system must know them (csms idtag add FLEET0001), or it answers "
+        "Invalid and the connectors stay in Preparing.",
+    )
     parser.add_argument("--csms", required=True, help="base URL, e.g. ws://127.0.0.1:9000/ocpp")
     parser.add_argument("--chargers", type=int, default=100)
     parser.add_argument("--connectors", type=int, default=2)
-    parser.add_argument("--duration", type=float, default=60.0, help="real seconds")
+    parser.add_argument("--duration", type=float, default=60.0, help="real seconds (Ctrl-C: stop)")
     parser.add_argument("--prefix", default="SIM-")
     parser.add_argument("--ramp", type=float, default=200.0, help="charge points started per s")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
@@ -257,29 +299,60 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--meter-interval", type=int, default=None)
     parser.add_argument("--nonconforming", type=float, default=0.0)
     parser.add_argument("--sessions", type=float, default=0.5, help="share of connectors used")
+    parser.add_argument(
+        "--id-tags",
+        type=_id_tags,
+        default=DEFAULT_ID_TAGS,
+        metavar="TAG[,TAG...]",
+        help=f"cards the drivers tap (default: {','.join(DEFAULT_ID_TAGS)})",
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    if args.sessions > 0:
+        print(
+            f"fleet: drivers tap {', '.join(args.id_tags)}; the central system must know "
+            f"{'it' if len(args.id_tags) == 1 else 'them'} "
+            f"(csms idtag add {args.id_tags[0]})",
+            file=sys.stderr,
+            flush=True,
+        )
     summary = asyncio.run(run_fleet(args))
     if args.json:
         print(json.dumps(summary, indent=2))
-        return
-    print(
+    else:
+        print(format_summary(summary))
+    if summary["taps"] and not summary["sessions_started"]:
+        print(
+            f"fleet: {summary['taps']} taps and no session started: the central system "
+            f"refused the cards; add them with `csms idtag add {args.id_tags[0]}`",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as readable lines: sizes, sessions, then one line per action."""
+    lines = [
         f"chargers={summary['chargers']} booted={summary['booted']} "
         f"reconnects={summary['reconnects']} rss_mb={summary['rss_mb']}"
-    )
+        f"{' (interrupted)' if summary.get('interrupted') else ''}",
+        f"  taps={summary['taps']} sessions_started={summary['sessions_started']} "
+        f"elapsed_s={summary['elapsed_s']}",
+    ]
     for action, count in sorted(summary["sent"].items()):
         latency = summary["latency"].get(action, {})
         errors = summary["call_errors"].get(action, 0)
-        print(
+        lines.append(
             f"  {action:<28} sent={count:<8} errors={errors:<6} "
             f"p50={latency.get('p50_ms', 0):.2f}ms p99={latency.get('p99_ms', 0):.2f}ms"
         )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -18,11 +18,23 @@ from pydantic import BaseModel, Field
 
 from csms.http.paging import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor, jsonable
 from csms.http.problems import problem
+from csms.http.schemas import errors
 from csms.log import mask_vin
 from smartcar_bridge import listings, session_store, store
 from smartcar_bridge.errors import ApiVersionRetired, ResourceNotFoundError, SmartcarError
 from smartcar_bridge.linking import MissingUserId
 from smartcar_bridge.oauth import InvalidState
+from smartcar_bridge.schemas import (
+    Account,
+    AccountDetail,
+    AccountRow,
+    LocationOut,
+    SessionDetail,
+    SessionPage,
+    UnlinkedVehicle,
+    Vehicle,
+    WebhookAnswer,
+)
 
 if TYPE_CHECKING:
     from smartcar_bridge.bridge import Bridge
@@ -53,6 +65,10 @@ class PreferencesPatch(BaseModel):
 class Location(BaseModel):
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {}}}
 
 
 def _problem(status: int, title: str, detail: str) -> JSONResponse:
@@ -97,16 +113,32 @@ def _jsonable(value: Any) -> Any:
 
 
 def create_router(bridge: Bridge) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(tags=["bridge"])
     pool = bridge.pool
 
-    @router.get("/smartcar/connect")
+    @router.get(
+        "/smartcar/connect",
+        status_code=302,
+        response_class=RedirectResponse,
+        responses={302: {"description": "Redirect to Smartcar Connect"}, **errors(404, 422)},
+        summary="Start linking an account's car: redirects the driver to Smartcar Connect",
+    )
     async def connect(account_id: int = Query(...)) -> Response:
         if await store.get_account(pool, account_id) is None:
             return _problem(404, "Unknown account", f"account {account_id} does not exist")
         return RedirectResponse(bridge.linker.connect_url(account_id), status_code=302)
 
-    @router.get("/smartcar/callback")
+    @router.get(
+        "/smartcar/callback",
+        response_class=HTMLResponse,
+        responses={
+            400: _html("Declined, expired or tampered link"),
+            404: _html("The account or vehicle is gone"),
+            502: _html("Smartcar did not complete the link, or sent no user id (v3)"),
+            503: _html("Smartcar has retired the API version in use"),
+        },
+        summary="Smartcar Connect's redirect back: a page for the driver",
+    )
     async def callback(
         code: str | None = None,
         state: str | None = None,
@@ -147,18 +179,34 @@ def create_router(bridge: Bridge) -> APIRouter:
         cars = ", ".join(f"{v['make'] or 'car'} …{v['vin'][-6:]}" for v in result.vehicles)
         return _page(200, "Car linked", f"Linked: {cars or 'no vehicles'}. You can plug in now.")
 
-    @router.post("/smartcar/webhooks")
+    @router.post(
+        "/smartcar/webhooks",
+        response_model=WebhookAnswer,
+        responses=errors(400, 401, 503),
+        summary="Smartcar webhook deliveries, verified by their SC-Signature",
+    )
     async def webhook(request: Request) -> Response:
         return await _webhook(bridge, await request.body(), request.headers.get("sc-signature"))
 
-    @router.post("/api/accounts", status_code=201)
+    @router.post(
+        "/api/accounts",
+        status_code=201,
+        response_model=Account,
+        responses=errors(422),
+        summary="Create a billing account",
+    )
     async def create_account(body: AccountIn) -> JSONResponse:
         account = await store.create_account(
             pool, body.name, body.payment_status, body.tariff_per_kwh, body.currency.upper()
         )
         return JSONResponse(_account(account), status_code=201)
 
-    @router.patch("/api/accounts/{account_id}")
+    @router.patch(
+        "/api/accounts/{account_id}",
+        response_model=Account,
+        responses=errors(404, 422),
+        summary="Change an account; its cars' idTags follow its payment status",
+    )
     async def update_account(account_id: int, body: AccountPatch) -> JSONResponse:
         changes = body.model_dump(exclude_none=True)
         account = await store.update_account(pool, account_id, changes)
@@ -168,7 +216,12 @@ def create_router(bridge: Bridge) -> APIRouter:
             await bridge.sync_id_tags(account)
         return JSONResponse(_account(account))
 
-    @router.get("/api/accounts")
+    @router.get(
+        "/api/accounts",
+        response_model=list[AccountRow],
+        responses=errors(422),
+        summary="Accounts, filtered by payment status or name",
+    )
     async def accounts(
         payment_status: str | None = Query(default=None, pattern="^(valid|suspended|none)$"),
         name: str | None = Query(default=None, min_length=1, max_length=200),
@@ -176,7 +229,12 @@ def create_router(bridge: Bridge) -> APIRouter:
         rows = await listings.accounts(pool, payment_status=payment_status, name=name)
         return JSONResponse(jsonable(rows))
 
-    @router.get("/api/accounts/{account_id}")
+    @router.get(
+        "/api/accounts/{account_id}",
+        response_model=AccountDetail,
+        responses=errors(404, 422),
+        summary="One account with its linked cars",
+    )
     async def account(account_id: int) -> JSONResponse:
         found = await store.get_account(pool, account_id)
         if found is None:
@@ -184,7 +242,12 @@ def create_router(bridge: Bridge) -> APIRouter:
         cars = await listings.vehicles(pool, account_id=account_id)
         return JSONResponse({**_account(found), "vehicles": [_vehicle_row(v) for v in cars]})
 
-    @router.get("/api/vehicles")
+    @router.get(
+        "/api/vehicles",
+        response_model=list[Vehicle],
+        responses=errors(422),
+        summary="Linked cars (VINs masked)",
+    )
     async def vehicles(
         account_id: int | None = None,
         active: bool | None = True,
@@ -196,11 +259,21 @@ def create_router(bridge: Bridge) -> APIRouter:
         )
         return JSONResponse([_vehicle_row(v) for v in rows])
 
-    @router.delete("/api/vehicles/{vehicle_id}")
+    @router.delete(
+        "/api/vehicles/{vehicle_id}",
+        response_model=UnlinkedVehicle,
+        responses=errors(404, 409, 422),
+        summary="Unlink a car: its idTag is blocked, then Smartcar's grant revoked",
+    )
     async def unlink(request: Request, vehicle_id: int) -> JSONResponse:
         return await _unlink(bridge, request, vehicle_id)
 
-    @router.get("/api/sessions")
+    @router.get(
+        "/api/sessions",
+        response_model=SessionPage,
+        responses=errors(422),
+        summary="Plug-and-charge sessions, newest first",
+    )
     async def sessions(
         account_id: int | None = None,
         vehicle_id: int | None = None,
@@ -228,7 +301,12 @@ def create_router(bridge: Bridge) -> APIRouter:
         items = [jsonable({**r, "vin": mask_vin(r["vin"])}) for r in rows]
         return JSONResponse({"items": items, "next_cursor": next_cursor})
 
-    @router.patch("/api/vehicles/{vehicle_id}")
+    @router.patch(
+        "/api/vehicles/{vehicle_id}",
+        response_model=Vehicle,
+        responses=errors(404, 422),
+        summary="A car's charging preferences: target SoC, energy cap, departure",
+    )
     async def preferences(vehicle_id: int, body: PreferencesPatch) -> JSONResponse:
         vehicle = await store.update_preferences(
             pool, vehicle_id, body.model_dump(exclude_unset=True)
@@ -237,12 +315,22 @@ def create_router(bridge: Bridge) -> APIRouter:
             return _problem(404, "Unknown vehicle", f"vehicle {vehicle_id} does not exist")
         return JSONResponse(_vehicle(vehicle))
 
-    @router.put("/api/charge-points/{charge_point_id}/location")
+    @router.put(
+        "/api/charge-points/{charge_point_id}/location",
+        response_model=LocationOut,
+        responses=errors(422),
+        summary="Where a charger is, to match the car parked at it",
+    )
     async def location(charge_point_id: str, body: Location) -> JSONResponse:
         await store.set_charger_location(pool, charge_point_id, body.latitude, body.longitude)
         return JSONResponse({"charge_point_id": charge_point_id, **body.model_dump()})
 
-    @router.get("/api/sessions/{transaction_id}")
+    @router.get(
+        "/api/sessions/{transaction_id}",
+        response_model=SessionDetail,
+        responses=errors(404, 422),
+        summary="The session of a transaction, with its SoC samples",
+    )
     async def session(transaction_id: int) -> JSONResponse:
         found = await session_store.by_transaction(pool, transaction_id)
         if found is None:

@@ -269,13 +269,10 @@ class PlugAndCharge:
         session = await sessions.open_on_connector(
             self._pool, event.charge_point_id, event.connector_id
         )
-        if session is None:
-            return
-        if session.transaction_id is not None:
-            if session.transaction_id != event.transaction_id:
-                # One transaction per connector: ours ended without its StopTransaction
-                # reaching us (power loss, replaced charger). Free the connector.
-                await self._supersede(session, event.transaction_id)
+        if session is None or session.transaction_id is not None:
+            # A session whose transaction the charger gave up on was already ended by the
+            # central system's TransactionStopped (closed_by_central_system), published
+            # before this start: see _on_transaction_stopped.
             return
         if session.id_tag.upper() != event.id_tag.upper():
             return  # someone tapped a card: not our session's transaction
@@ -435,6 +432,11 @@ class PlugAndCharge:
         session = await sessions.by_transaction(self._pool, event.transaction_id)
         if session is None or session.ended_at is not None:
             return
+        if event.closed_by_central_system:
+            # The charger gave up on it (a new transaction on the connector, or a reboot):
+            # no StopTransaction came, so there is nothing to reconcile against.
+            await self._supersede(session, event.superseded_by)
+            return
         monitor = self._monitors.get(session.id)
         if monitor is not None:
             monitor.cancel()
@@ -495,11 +497,12 @@ class PlugAndCharge:
             currency=result.currency,
         )
 
-    async def _supersede(self, session: Session, transaction_id: int) -> None:
+    async def _supersede(self, session: Session, transaction_id: int | None) -> None:
         monitor = self._monitors.get(session.id)
         if monitor is not None:
             monitor.cancel()
-        reason = f"superseded by transaction {transaction_id}: no StopTransaction received"
+        by = f"transaction {transaction_id}" if transaction_id is not None else "a reboot"
+        reason = f"superseded by {by}: no StopTransaction received"
         await sessions.update(
             self._pool,
             session.id,

@@ -62,7 +62,7 @@ async def set_id_tag_expiry(
 
 
 async def delete_id_tag(pool: asyncpg.Pool, id_tag: str) -> bool:
-    result = await pool.execute(
+    result: str = await pool.execute(
         "DELETE FROM id_tags WHERE id_tag_key = $1", canonical_id_tag(id_tag)
     )
     return result != "DELETE 0"
@@ -76,9 +76,16 @@ async def local_list_entries(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-async def next_local_list_version(pool: asyncpg.Pool) -> int:
-    # One sequence for all chargers: each charger sees strictly increasing versions.
-    return await pool.fetchval("SELECT nextval('local_list_version_seq')::integer")
+async def next_local_list_version(
+    pool: asyncpg.Pool, charge_point_id: str, charger_version: int | None
+) -> int:
+    """The version for the next list pushed to this charger: above both the version the
+    charger reports (GetLocalListVersion; a list from elsewhere, or one we pushed before a
+    database reset) and the last one we pushed there, so it never goes backwards."""
+    last = await pool.fetchval(
+        "SELECT list_version FROM local_list_pushes WHERE charge_point_id = $1", charge_point_id
+    )
+    return max(charger_version or 0, last or 0, 0) + 1
 
 
 async def record_local_list_push(

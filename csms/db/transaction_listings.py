@@ -17,8 +17,18 @@ _TRANSACTION = """
     SELECT t.id, t.charge_point_id, t.connector_id, t.id_tag, t.id_tag_status,
            t.reservation_id, t.meter_start_wh, t.meter_stop_wh, t.start_timestamp,
            t.stop_timestamp, t.stop_reason, t.stop_id_tag, t.meter_anomaly, t.clock_suspect,
-           t.stop_received_at IS NULL AS active
+           t.closed_by_central_system, t.superseded_by, t.stop_received_at IS NULL AS active,
+           last.meter_last_wh
     FROM transactions t
+    -- An open transaction's energy so far: its latest energy register reading (the total,
+    -- not a phase). Probed only for open ones; a stopped one has meterStop.
+    LEFT JOIN LATERAL (
+        SELECT m.value AS meter_last_wh FROM meter_values m
+        WHERE t.stop_received_at IS NULL AND m.transaction_id = t.id
+          AND m.measurand = 'Energy.Active.Import.Register' AND m.phase IS NULL
+          AND m.value IS NOT NULL
+        ORDER BY m.sampled_at DESC LIMIT 1
+    ) last ON true
 """
 
 

@@ -1,4 +1,5 @@
-"""SQL for transactions: idempotent start, stop, orphan stops, active lookups."""
+"""SQL for transactions: idempotent start, stop, orphan stops, active lookups, and the
+transactions the central system closes itself (superseded or stale)."""
 
 from __future__ import annotations
 
@@ -63,12 +64,52 @@ class StopRow:
     payload: dict[str, Any]
 
 
+SUPERSEDED = "Superseded"
+
+
+@dataclass(slots=True, frozen=True)
+class StopTarget:
+    """The transaction a StopTransaction names, locked for the stop."""
+
+    connector_id: int
+    meter_start_wh: int
+    charger_stopped: bool  # its StopTransaction was already applied: this is a resend
+    closed_by_central_system: bool
+
+
+async def lock_for_stop(
+    db: asyncpg.Connection, charge_point_id: str, transaction_id: int
+) -> StopTarget | None:
+    """The transaction row (locked until the caller's database transaction ends), if any."""
+    record = await db.fetchrow(
+        """SELECT connector_id, meter_start_wh, charger_stop_received_at IS NOT NULL AS stopped,
+                  closed_by_central_system
+           FROM transactions WHERE id = $1 AND charge_point_id = $2 FOR UPDATE""",
+        transaction_id,
+        charge_point_id,
+    )
+    if record is None:
+        return None
+    return StopTarget(
+        record["connector_id"],
+        record["meter_start_wh"],
+        record["stopped"],
+        record["closed_by_central_system"],
+    )
+
+
 async def stop(db: asyncpg.Connection, row: StopRow) -> int | None:
-    """Close the transaction; return its meter start, or None if we never issued it."""
-    return await db.fetchval(
+    """Apply the charger's stop; return the meter start, or None if we never issued it.
+
+    A transaction the central system closed keeps that flag and the time it closed it;
+    the charger's figures replace the ones we estimated.
+    """
+    # Only what the README promises is an anomaly: a stop below the start (0 -> 0 is not).
+    meter_start: int | None = await db.fetchval(
         """UPDATE transactions SET meter_stop_wh = $3, stop_timestamp = $4,
-               stop_received_at = $5, stop_reason = $6, stop_id_tag = $7,
-               meter_anomaly = meter_anomaly OR $3 < meter_start_wh OR $3 = 0,
+               stop_received_at = COALESCE(stop_received_at, $5),
+               charger_stop_received_at = $5, stop_reason = $6, stop_id_tag = $7,
+               meter_anomaly = meter_anomaly OR $3 < meter_start_wh,
                clock_suspect = clock_suspect OR $8, stop_extra = $9
            WHERE id = $1 AND charge_point_id = $2
            RETURNING meter_start_wh""",
@@ -82,6 +123,7 @@ async def stop(db: asyncpg.Connection, row: StopRow) -> int | None:
         row.clock_suspect,
         _extra(row.payload),
     )
+    return meter_start
 
 
 def _extra(payload: dict[str, Any]) -> dict[str, Any] | None:
@@ -104,6 +146,74 @@ async def record_orphan_stop(db: asyncpg.Connection, row: StopRow) -> None:
         row.received_at,
         row.payload,
     )
+
+
+@dataclass(slots=True, frozen=True)
+class ClosedTransaction:
+    """A transaction the central system closed, with the meter stop it estimated."""
+
+    transaction_id: int
+    connector_id: int
+    meter_start_wh: int
+    meter_stop_wh: int
+    stop_timestamp: datetime
+
+
+async def close_stale(
+    pool: asyncpg.Pool,
+    charge_point_id: str,
+    connector_id: int,
+    now: datetime,
+    *,
+    superseded_by: int | None = None,
+    started_before: datetime | None = None,
+    started_not_after: datetime | None = None,
+) -> list[ClosedTransaction]:
+    """Close the open transactions on a connector that the charger has given up on.
+
+    Those other than ``superseded_by`` (a new transaction there) that did not start after
+    it (``started_not_after``: a late, offline-queued start must not end a running one),
+    or those whose start arrived before ``started_before`` (the charger's last boot). The
+    meter stop is the last energy register reading known by timestamp, else the start.
+    """
+    rows = await pool.fetch(
+        """WITH stale AS (
+               SELECT id FROM transactions
+               WHERE charge_point_id = $1 AND connector_id = $2 AND stop_received_at IS NULL
+                 AND id IS DISTINCT FROM $4
+                 AND ($5::timestamptz IS NULL OR start_received_at < $5)
+                 AND ($7::timestamptz IS NULL OR start_timestamp <= $7)
+               FOR UPDATE),
+           last_reading AS (
+               SELECT DISTINCT ON (mv.transaction_id) mv.transaction_id, mv.value, mv.sampled_at
+               FROM meter_values mv JOIN stale ON mv.transaction_id = stale.id
+               WHERE mv.measurand = 'Energy.Active.Import.Register' AND mv.phase IS NULL
+                 AND mv.value IS NOT NULL
+               ORDER BY mv.transaction_id, mv.sampled_at DESC)
+           UPDATE transactions t SET
+               meter_stop_wh = COALESCE(round(lr.value)::bigint, t.meter_start_wh),
+               stop_timestamp = COALESCE(lr.sampled_at, t.start_timestamp),
+               stop_received_at = $3, stop_reason = $6, closed_by_central_system = true,
+               superseded_by = $4,
+               meter_anomaly = t.meter_anomaly
+                   OR COALESCE(round(lr.value)::bigint, t.meter_start_wh) < t.meter_start_wh
+           FROM stale LEFT JOIN last_reading lr ON lr.transaction_id = stale.id
+           WHERE t.id = stale.id
+           RETURNING t.id, t.connector_id, t.meter_start_wh, t.meter_stop_wh, t.stop_timestamp""",
+        charge_point_id,
+        connector_id,
+        now,
+        superseded_by,
+        started_before,
+        SUPERSEDED,
+        started_not_after,
+    )
+    return [
+        ClosedTransaction(
+            r["id"], r["connector_id"], r["meter_start_wh"], r["meter_stop_wh"], r["stop_timestamp"]
+        )
+        for r in sorted(rows, key=lambda r: r["id"])
+    ]
 
 
 async def flag_meter_anomaly(pool: asyncpg.Pool, transaction_id: int) -> None:

@@ -44,11 +44,17 @@ class TransactionStarted:
 
 @dataclass(slots=True, frozen=True)
 class TransactionStopped:
+    """A transaction ended. ``closed_by_central_system``: the charger gave up on it (a new
+    transaction on its connector, or a reboot) and we closed it with the last reading
+    known; ``superseded_by`` is that new transaction, if there is one."""
+
     charge_point_id: str
     transaction_id: int
     meter_stop_wh: int
     reason: str | None
     at: datetime
+    closed_by_central_system: bool = False
+    superseded_by: int | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -49,10 +49,13 @@ class BearerAuth:
         app: ASGIApp,
         pool: Callable[[], asyncpg.Pool],
         clock: Callable[[], datetime] = utc_now,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.app = app
         self._pool = pool
         self._clock = clock
+        # Told the reason of every refusal (the auth-failure metric).
+        self._on_refused = on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_protected(scope["path"]):
@@ -84,6 +87,8 @@ class BearerAuth:
         self, scope: Scope, receive: Receive, send: Send, reason: str, **fields: Any
     ) -> None:
         # Never the token itself, not even a prefix of it.
+        if self._on_refused is not None:
+            self._on_refused(reason)
         client = scope.get("client")
         log.warning(
             "http.auth_failed",

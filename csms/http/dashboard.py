@@ -1,15 +1,15 @@
-"""The operators' live dashboard: a static page at ``/`` and its JSON at ``/api/dashboard``.
+"""The operators' dashboard: a static page at ``/`` and its fleet JSON under ``/api/dashboard/``.
 
-The page is open (it holds no data); every data call it makes goes to ``/api/dashboard``,
-under the operator-token guard of ``/api/``. The page polls every 2 s rather than holding
-a server-sent-events stream: ``EventSource`` cannot send an ``Authorization`` header, so a
-stream would need the token in its URL (where access logs and proxies keep it), and a
-bounded snapshot every 2 s is cheap, survives proxies that buffer, and needs no
-reconnection logic.
+The page is open (it holds no data); every data call it makes goes to ``/api/``, under the
+operator-token guard. It polls rather than holding a server-sent-events stream:
+``EventSource`` cannot send an ``Authorization`` header, so a stream would need the token
+in its URL (where access logs and proxies keep it); a bounded page every few seconds is
+cheap, survives proxies that buffer, and needs no reconnection logic.
 
-``DashboardFeed`` is an event-bus subscriber owned by the system: it keeps the last 50
-events and the latest status, energy register and SoC per connector, so the snapshot shows
-what happened before the batched writers reach the database.
+Everything shown is read from the database (``csms/db/fleet.py``), so the counts, the
+filters and the pages agree with each other for thousands of chargers; the only live state
+kept here is ``DashboardFeed``, the last events from the bus. Sections the core does not
+own (the bridge's outcomes) are handed in as ``SummarySection`` callables.
 """
 
 from __future__ import annotations
@@ -18,27 +18,22 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import json
+import time
 from collections import deque
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import structlog
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, JSONResponse
 
-from csms.domain.events import (
-    ConnectorStatusChanged,
-    Event,
-    EventBus,
-    MeterSampled,
-    TransactionStarted,
-    TransactionStopped,
-)
-from csms.log import mask_vin
+from csms.db import fleet
+from csms.domain.events import Event, EventBus, MeterSampled
+from csms.http.paging import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor, jsonable
+from csms.http.problems import problem
+from csms.http.schemas import DashboardSummary, FleetPage, errors
 
 if TYPE_CHECKING:
     from csms.app import CentralSystem
@@ -47,21 +42,13 @@ log = structlog.get_logger()
 
 STATIC = Path(__file__).parent / "static"
 RECENT_EVENTS = 50
-ENERGY_REGISTER = "Energy.Active.Import.Register"
 
-
-@dataclasses.dataclass(slots=True)
-class ConnectorLive:
-    status: str | None = None
-    error_code: str | None = None
-    status_at: datetime | None = None
-    transaction_id: int | None = None
-    energy_wh: float | None = None
-    soc_percent: float | None = None
+# A summary section: given the start of "today", a JSON-ready dict (e.g. bridge outcomes).
+SummarySection = Callable[[datetime], Awaitable[dict[str, Any]]]
 
 
 class DashboardFeed:
-    """Recent events and the latest per-connector readings, from the event bus."""
+    """The last events from the event bus, for the dashboard's "recent events"."""
 
     def __init__(self, events: EventBus, size: int = RECENT_EVENTS) -> None:
         self._bus = events
@@ -69,7 +56,6 @@ class DashboardFeed:
         # (seq, event): turned into JSON only when the page asks; a reconnecting fleet
         # sends tens of thousands of events of which only the last few are ever shown.
         self.recent: deque[tuple[int, Any]] = deque(maxlen=size)
-        self.connectors: dict[str, dict[int, ConnectorLive]] = {}  # by charger, connector
         self._sequence = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
 
@@ -92,34 +78,9 @@ class DashboardFeed:
                 log.exception("dashboard.event_failed", event_type=type(event).__name__)
 
     def apply(self, event: Event) -> None:
-        """Fold one event into the ring and the per-connector state."""
-        if type(event) is MeterSampled:
-            # Too frequent for the ring: keep only the latest reading.
-            live = self._live(event.charge_point_id, event.connector_id)
-            if event.transaction_id is not None:
-                live.transaction_id = event.transaction_id
-            if event.energy_wh is not None:
-                live.energy_wh = event.energy_wh
-            if event.soc_percent is not None:
-                live.soc_percent = event.soc_percent
-            return
-        if type(event) is ConnectorStatusChanged:
-            live = self._live(event.charge_point_id, event.connector_id)
-            live.status, live.error_code, live.status_at = (
-                event.status,
-                event.error_code,
-                event.at,
-            )
-        elif type(event) is TransactionStarted:
-            # A new transaction: readings from before it say nothing about its energy.
-            live = self._live(event.charge_point_id, event.connector_id)
-            live.transaction_id, live.energy_wh = event.transaction_id, event.meter_start_wh
-            live.soc_percent = None
-        elif type(event) is TransactionStopped:
-            for live in self.connectors.get(event.charge_point_id, {}).values():
-                if live.transaction_id == event.transaction_id:
-                    live.transaction_id = live.energy_wh = live.soc_percent = None
-        self.recent.append((next(self._sequence), event))
+        # Meter samples are too frequent for the list; the session page charts them.
+        if type(event) is not MeterSampled:
+            self.recent.append((next(self._sequence), event))
 
     def recent_entries(self) -> list[dict[str, Any]]:
         """The kept events as JSON-ready dicts, newest first."""
@@ -132,209 +93,35 @@ class DashboardFeed:
             entries.append(entry)
         return entries
 
-    def reading(self, transaction: asyncpg.Record) -> ConnectorLive | None:
-        """The latest reading on this open transaction's connector, if it is this one's."""
-        live = self.connectors.get(transaction["charge_point_id"], {}).get(
-            transaction["connector_id"]
-        )
-        if live is None or live.transaction_id not in (None, transaction["transaction_id"]):
-            return None
-        return live
 
-    def has_energy(self, transaction: asyncpg.Record) -> bool:
-        live = self.reading(transaction)
-        return live is not None and live.energy_wh is not None
+class SummaryCache:
+    """The last summary per start-of-day, reused for ``max_age`` seconds.
 
-    def _live(self, charge_point_id: str, connector_id: int) -> ConnectorLive:
-        by_connector = self.connectors.setdefault(charge_point_id, {})
-        live = by_connector.get(connector_id)
-        if live is None:
-            live = by_connector[connector_id] = ConnectorLive()
-        return live
+    The summary scans the whole fleet; every open dashboard polls it. Concurrent requests
+    wait for one read rather than each starting their own, so ten operators cost one.
+    """
 
+    def __init__(self, max_age: float = 2.0, clock: Callable[[], float] = time.monotonic):
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._kept: dict[datetime, tuple[float, dict[str, Any]]] = {}
 
-# -- SQL (read-only; the bridge's tables are read, never written, from here) -------------
+    async def get(
+        self, since: datetime, read: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        async with self._lock:
+            kept = self._kept.get(since)
+            if kept is not None and self._clock() - kept[0] < self._max_age:
+                return kept[1]
+            body = await read()
+            # Only a handful of distinct days are ever asked for (one per time zone).
+            self._kept = {k: v for k, v in self._kept.items() if self._fresh(v[0])}
+            self._kept[since] = (self._clock(), body)
+            return body
 
-_CHARGERS_SQL = """
-SELECT cp.id, cp.registration_status, cp.vendor, cp.model, cp.firmware_version,
-       cp.last_seen_at, cp.connected, cp.connected_node,
-       coalesce(json_agg(json_build_object(
-           'connector_id', c.connector_id, 'status', c.status, 'error_code', c.error_code,
-           'info', c.info, 'updated_at', c.updated_at) ORDER BY c.connector_id)
-         FILTER (WHERE c.connector_id IS NOT NULL), '[]') AS connectors
-FROM (SELECT * FROM charge_points ORDER BY id LIMIT $1) cp
-LEFT JOIN connectors c ON c.charge_point_id = cp.id
-GROUP BY cp.id, cp.registration_status, cp.vendor, cp.model, cp.firmware_version,
-         cp.last_seen_at, cp.connected, cp.connected_node
-ORDER BY cp.id
-"""
-
-_ACTIVE_TRANSACTIONS_SQL = """
-SELECT id AS transaction_id, charge_point_id, connector_id, id_tag, meter_start_wh,
-       start_timestamp
-FROM transactions
-WHERE stop_received_at IS NULL
-ORDER BY start_timestamp DESC
-LIMIT 500
-"""
-
-# Only for open transactions the feed has no reading for (e.g. just after a restart).
-_LAST_REGISTER_SQL = """
-SELECT DISTINCT ON (transaction_id) transaction_id, value
-FROM meter_values
-WHERE transaction_id = ANY($1::integer[]) AND measurand = $2 AND phase IS NULL
-  AND value IS NOT NULL
-ORDER BY transaction_id, sampled_at DESC
-"""
-
-_BRIDGE_SESSIONS_SQL = """
-SELECT s.id, s.charge_point_id, s.connector_id, s.transaction_id, s.state, s.vin,
-       s.target_soc_percent, s.start_soc_percent, s.last_soc_percent, s.created_at,
-       v.make, v.model, v.year
-FROM charging_sessions s
-LEFT JOIN vehicles v ON v.id = s.vehicle_id
-WHERE s.ended_at IS NULL
-ORDER BY s.created_at DESC
-LIMIT 500
-"""
-
-
-async def read_snapshot(
-    pool: asyncpg.Pool, limit: int, has_energy: Callable[[asyncpg.Record], bool]
-) -> dict[str, Any]:
-    """Chargers with connectors, open transactions, their last energy register where
-    ``has_energy`` says we lack it, and open bridge sessions."""
-    async with pool.acquire() as connection, connection.transaction(readonly=True):
-        total = await connection.fetchval("SELECT count(*) FROM charge_points")
-        chargers = await connection.fetch(_CHARGERS_SQL, limit)
-        transactions = await connection.fetch(_ACTIVE_TRANSACTIONS_SQL)
-        missing = [t["transaction_id"] for t in transactions if not has_energy(t)]
-        registers = {}
-        if missing:
-            found = await connection.fetch(_LAST_REGISTER_SQL, missing, ENERGY_REGISTER)
-            registers = {r["transaction_id"]: r["value"] for r in found}
-        has_bridge = await connection.fetchval("SELECT to_regclass('charging_sessions')")
-        sessions = await connection.fetch(_BRIDGE_SESSIONS_SQL) if has_bridge else []
-    return {
-        "registers": registers,
-        "total_chargers": total,
-        "chargers": chargers,
-        "transactions": transactions,
-        "sessions": sessions,
-    }
-
-
-# -- snapshot ----------------------------------------------------------------------------
-
-
-async def snapshot(system: CentralSystem, limit: int) -> dict[str, Any]:
-    """What the dashboard shows, as JSON-ready values."""
-    feed: DashboardFeed = system.dashboard_feed
-    rows = await read_snapshot(system.pool, limit, feed.has_energy)
-    here = system.ocpp.connections
-    chargers = [_charger(row, here, system.node_id, feed) for row in rows["chargers"]]
-    sessions = [_session(row) for row in rows["sessions"]]
-    by_transaction = {s["transaction_id"]: s for s in sessions if s["transaction_id"]}
-    transactions = [
-        _transaction(row, feed, rows["registers"], by_transaction) for row in rows["transactions"]
-    ]
-    return {
-        "generated_at": system.clock().isoformat(),
-        "node_id": system.node_id,
-        "total_chargers": rows["total_chargers"],
-        "connected_here": len(here),
-        "chargers": chargers,
-        "transactions": transactions,
-        "sessions": sessions,
-        "events": feed.recent_entries(),
-    }
-
-
-def _charger(
-    row: asyncpg.Record, here: dict[str, Any], node_id: str, feed: DashboardFeed
-) -> dict[str, Any]:
-    charge_point_id = row["id"]
-    # Our own registry is exact; another process's flag is the best we know about it.
-    connected = charge_point_id in here or (row["connected"] and row["connected_node"] != node_id)
-    connectors = {c["connector_id"]: c for c in _json(row["connectors"])}
-    for connector_id, live in feed.connectors.get(charge_point_id, {}).items():
-        if live.status is None or live.status_at is None:
-            continue
-        stored = connectors.get(connector_id)
-        if stored is None or live.status_at >= datetime.fromisoformat(stored["updated_at"]):
-            connectors[connector_id] = {
-                "connector_id": connector_id,
-                "status": live.status,
-                "error_code": live.error_code,
-                "info": (stored or {}).get("info"),
-                "updated_at": live.status_at.isoformat(),
-            }
-    return {
-        "id": charge_point_id,
-        "connected": connected,
-        "registration_status": row["registration_status"],
-        "vendor": row["vendor"],
-        "model": row["model"],
-        "firmware_version": row["firmware_version"],
-        "last_seen_at": _iso(row["last_seen_at"]),
-        "connectors": [connectors[k] for k in sorted(connectors)],
-    }
-
-
-def _transaction(
-    row: asyncpg.Record,
-    feed: DashboardFeed,
-    registers: dict[int, float],
-    sessions: dict[int, dict[str, Any]],
-) -> dict[str, Any]:
-    live = feed.reading(row)
-    register = registers.get(row["transaction_id"])
-    soc = None
-    if live is not None:
-        register = live.energy_wh if live.energy_wh is not None else register
-        soc = live.soc_percent
-    session = sessions.get(row["transaction_id"])
-    if soc is None and session is not None:
-        soc = session["soc_percent"]
-    energy = None if register is None else max(int(register - row["meter_start_wh"]), 0)
-    return {
-        "transaction_id": row["transaction_id"],
-        "charge_point_id": row["charge_point_id"],
-        "connector_id": row["connector_id"],
-        "id_tag": row["id_tag"],
-        "meter_start_wh": row["meter_start_wh"],
-        "started_at": _iso(row["start_timestamp"]),
-        "energy_wh": energy,
-        "soc_percent": soc,
-        "vehicle": session["vehicle"] if session else None,
-    }
-
-
-def _session(row: asyncpg.Record) -> dict[str, Any]:
-    name = " ".join(str(p) for p in (row["year"], row["make"], row["model"]) if p) or None
-    return {
-        "id": row["id"],
-        "charge_point_id": row["charge_point_id"],
-        "connector_id": row["connector_id"],
-        "transaction_id": row["transaction_id"],
-        "state": row["state"],
-        "target_soc_percent": row["target_soc_percent"],
-        "start_soc_percent": row["start_soc_percent"],
-        "soc_percent": row["last_soc_percent"],
-        "started_at": _iso(row["created_at"]),
-        "vehicle": {"vin": mask_vin(row["vin"]), "name": name},
-    }
-
-
-def _json(value: Any) -> list[dict[str, Any]]:
-    # asyncpg returns json as text unless a codec is set on the pool.
-    if isinstance(value, str):
-        return json.loads(value)
-    return value
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    def _fresh(self, at: float) -> bool:
+        return self._clock() - at < self._max_age
 
 
 # -- routes ------------------------------------------------------------------------------
@@ -349,11 +136,15 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
-_ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+_MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css"}
+# Only files shipped in static/ are served, by exact name: no path ever reaches the disk.
+_ASSETS = {
+    path.name: _MEDIA_TYPES[path.suffix] for path in STATIC.iterdir() if path.suffix in _MEDIA_TYPES
+}
 
 
 def create_page_router() -> APIRouter:
-    """``/`` and its two assets: static and open, since they hold no data."""
+    """``/`` and its assets: static and open, since they hold no data."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/")
@@ -364,18 +155,99 @@ def create_page_router() -> APIRouter:
     async def asset(name: str) -> FileResponse | JSONResponse:
         media_type = _ASSETS.get(name)
         if media_type is None:
-            return JSONResponse({"detail": "Not Found"}, status_code=404)
+            return problem(404, "Not found", f"no asset {name!r}")
         return FileResponse(STATIC / name, media_type=media_type, headers=_PAGE_HEADERS)
 
     return router
 
 
-def create_api_router(system: CentralSystem) -> APIRouter:
-    """``GET /api/dashboard``: mount it where the operator token is required."""
-    router = APIRouter(tags=["dashboard"])
+def _start_of_today() -> datetime:
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
-    @router.get("/api/dashboard")
-    async def dashboard(limit: int = Query(default=500, ge=1, le=5000)) -> JSONResponse:
-        return JSONResponse(await snapshot(system, limit), headers={"Cache-Control": "no-store"})
+
+def create_api_router(
+    system: CentralSystem, sections: Mapping[str, SummarySection] | None = None
+) -> APIRouter:
+    """``/api/dashboard/summary`` and ``/api/dashboard/chargers``, under the token guard."""
+    router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
+    extra = dict(sections or {})
+    cache = SummaryCache()
+    no_store = {"Cache-Control": "no-store"}
+
+    def presence() -> dict[str, Any]:
+        return {"node_id": system.node_id, "live": list(system.ocpp.connections)}
+
+    @router.get(
+        "/summary",
+        response_model=DashboardSummary,
+        responses=errors(422),
+        summary="Fleet summary",
+        description=(
+            "Chargers by connection, registration and state; connectors by status (those "
+            "of offline chargers as Offline); open transactions; the energy of transactions "
+            "started since `since`; the bridge's outcomes since then; recent events."
+        ),
+    )
+    async def summary(
+        since: datetime | None = Query(  # noqa: B008
+            default=None,
+            description="start of the operator's day, with a time zone; default 00:00 UTC",
+        ),
+    ) -> JSONResponse:
+        if since is not None and since.tzinfo is None:
+            detail = "invalid value for since: give a time zone (Z or +hh:mm)"
+            return problem(422, "Invalid request", detail, field="since")
+        since = since or _start_of_today()
+
+        async def read() -> dict[str, Any]:
+            body = await fleet.summary(system.pool, **presence(), since=since)
+            body["bridge"] = None
+            for name, section in extra.items():
+                body[name] = await section(since)
+            body.update(
+                generated_at=system.clock(),
+                since=since,
+                node_id=system.node_id,
+                events=system.dashboard_feed.recent_entries() if system.dashboard_feed else [],
+            )
+            return jsonable(body)
+
+        return JSONResponse(await cache.get(since, read), headers=no_store)
+
+    @router.get(
+        "/chargers",
+        response_model=FleetPage,
+        responses=errors(422),
+        summary="Chargers, searched and filtered, one page at a time",
+        description=(
+            "Chargers by id with their derived `state` (offline whatever their connectors "
+            "last said, then rejected, pending, faulted, charging, online), connectors, "
+            "last-seen time and open transactions; `total` counts all that match."
+        ),
+    )
+    async def chargers(
+        search: str | None = Query(
+            default=None, max_length=100, description="substring of id, vendor, model, serial"
+        ),
+        state: str | None = Query(
+            default=None, pattern="^(" + "|".join(fleet.STATES) + ")$", description="filter"
+        ),
+        limit: int = Query(default=50, ge=1, le=MAX_LIMIT),
+        cursor: str | None = None,
+    ) -> JSONResponse:
+        try:
+            after = str(decode_cursor("fleet", cursor)[0]) if cursor else None
+        except (InvalidCursor, IndexError):
+            return problem(422, "Invalid request", "invalid value for cursor", field="cursor")
+        total, rows = await fleet.chargers(
+            system.pool,
+            fleet.ChargerFilter(search=search or None, state=state),
+            **presence(),
+            after_id=after,
+            limit=limit,
+        )
+        next_cursor = encode_cursor("fleet", rows[-1]["id"]) if len(rows) == limit else None
+        body = {"total": total, "items": jsonable(rows), "next_cursor": next_cursor}
+        return JSONResponse(body, headers=no_store)
 
     return router

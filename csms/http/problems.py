@@ -12,9 +12,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from csms.ocpp16.errors import (
     CallErrorReceived,
+    ChargerBusy,
     CommandError,
     CommandTimeout,
+    ConnectionLost,
     InvalidCommand,
+    InvalidResponse,
     NotConnected,
 )
 
@@ -31,6 +34,20 @@ _TITLES = {
     503: "Unavailable",
 }
 
+# The command API's errors: HTTP status, title and problem type, one definition for every
+# route that sends. "Never sent" (409, 503) is safe to retry; "sent, outcome unknown"
+# (502 connection-lost, 504) is not, for a non-idempotent command such as RemoteStart.
+_COMMAND_PROBLEMS: dict[type[CommandError], tuple[int, str, str]] = {
+    InvalidCommand: (422, "Invalid command", "invalid-command"),
+    NotConnected: (409, "Charge point not connected", "not-connected"),
+    ChargerBusy: (503, "Charge point busy: command not sent", "charger-busy"),
+    CommandTimeout: (504, "No answer from the charge point", "timeout"),
+    ConnectionLost: (502, "Connection lost after sending: outcome unknown", "connection-lost"),
+    CallErrorReceived: (502, "The charge point answered with an error", "call-error"),
+    InvalidResponse: (502, "The charge point's answer breaks the OCPP schema", "invalid-response"),
+}
+PROBLEM_TYPE_PREFIX = "urn:csms:problem:"
+
 
 def problem(
     status: int,
@@ -40,23 +57,26 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-    body["detail"] = detail
+    body: dict[str, Any] = {"type": extra.pop("type", None) or "about:blank", "title": title}
+    body.update(status=status, detail=detail)
     body.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def command_problem(exc: CommandError) -> JSONResponse:
     """The command API's errors as problems: the same mapping for every route that sends."""
+    status, title, kind = _COMMAND_PROBLEMS.get(type(exc), (502, "Command failed", "failed"))
+    extra: dict[str, Any] = {"outcome": exc.outcome}
     if isinstance(exc, InvalidCommand):
-        return problem(422, "Invalid command", str(exc), field=exc.field)
-    if isinstance(exc, NotConnected):
-        return problem(409, "Charge point not connected", str(exc))
-    if isinstance(exc, CommandTimeout):
-        return problem(504, "No answer from the charge point", str(exc))
-    if isinstance(exc, CallErrorReceived):
-        return problem(502, "The charge point answered with an error", str(exc), code=exc.code)
-    return problem(502, "Command failed", str(exc))
+        extra.update(field=exc.field, route=exc.route)
+    elif isinstance(exc, CallErrorReceived):
+        extra["code"] = exc.code
+    elif isinstance(exc, InvalidResponse):
+        extra.update(field=exc.field, response=exc.response)
+    if not isinstance(exc, InvalidCommand):
+        # Whether the CALL reached the wire: the operator's cue for whether to resend.
+        extra["sent"] = not isinstance(exc, NotConnected | ChargerBusy)
+    return problem(status, title, str(exc), type=PROBLEM_TYPE_PREFIX + kind, **extra)
 
 
 def _field(location: tuple[Any, ...]) -> str:

@@ -12,6 +12,13 @@ from csms.db import charge_points, listings, operator_actions
 from csms.domain import registration
 from csms.http.paging import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor, jsonable
 from csms.http.problems import problem
+from csms.http.schemas import (
+    ChargePointDetail,
+    ChargePointPage,
+    RegistrationOut,
+    StatusHistoryPage,
+    errors,
+)
 
 if TYPE_CHECKING:
     from csms.app import CentralSystem
@@ -29,7 +36,13 @@ def create_router(system: CentralSystem) -> APIRouter:
     def presence() -> dict[str, Any]:
         return {"node_id": system.node_id, "live": list(system.ocpp.connections)}
 
-    @router.get("")
+    @router.get(
+        "",
+        response_model=ChargePointPage,
+        responses=errors(422),
+        summary="List chargers, filtered, by id",
+        description="`status` matches the registration status or any connector's status.",
+    )
     async def list_charge_points(
         connected: bool | None = None,
         status: str | None = Query(default=None, description="registration or connector status"),
@@ -53,14 +66,24 @@ def create_router(system: CentralSystem) -> APIRouter:
         next_cursor = encode_cursor("cp", rows[-1]["id"]) if len(rows) == limit else None
         return JSONResponse({"items": jsonable(rows), "next_cursor": next_cursor})
 
-    @router.get("/{charge_point_id}")
+    @router.get(
+        "/{charge_point_id}",
+        response_model=ChargePointDetail,
+        responses=errors(404),
+        summary="One charger: boot details, presence, connectors, open transactions",
+    )
     async def get_charge_point(charge_point_id: str) -> JSONResponse:
         found = await listings.charge_point(system.pool, charge_point_id, **presence())
         if found is None:
             return _unknown(charge_point_id)
         return JSONResponse(jsonable(found))
 
-    @router.get("/{charge_point_id}/status-history")
+    @router.get(
+        "/{charge_point_id}/status-history",
+        response_model=StatusHistoryPage,
+        responses=errors(404, 422),
+        summary="Status notifications of a charger, newest first",
+    )
     async def status_history(
         charge_point_id: str,
         connector_id: int | None = Query(default=None, ge=0),
@@ -90,15 +113,31 @@ def create_router(system: CentralSystem) -> APIRouter:
         )
         return JSONResponse({"charge_point_id": charge_point_id, "registration_status": status})
 
-    @router.post("/{charge_point_id}/accept")
+    @router.post(
+        "/{charge_point_id}/accept",
+        response_model=RegistrationOut,
+        responses=errors(404),
+        summary="Accept a pending (or rejected) charger",
+        description="A connected charger is asked to boot again at once (TriggerMessage).",
+    )
     async def accept(request: Request, charge_point_id: str) -> JSONResponse:
         return await decide(request, charge_point_id, registration.ACCEPTED)
 
-    @router.post("/{charge_point_id}/reject")
+    @router.post(
+        "/{charge_point_id}/reject",
+        response_model=RegistrationOut,
+        responses=errors(404),
+        summary="Reject a charger: its next boot is refused",
+    )
     async def reject(request: Request, charge_point_id: str) -> JSONResponse:
         return await decide(request, charge_point_id, registration.REJECTED)
 
-    @router.delete("/{charge_point_id}", status_code=204)
+    @router.delete(
+        "/{charge_point_id}",
+        status_code=204,
+        responses=errors(404, 409),
+        summary="Forget a charger that is not connected",
+    )
     async def delete(request: Request, charge_point_id: str) -> Response:
         if system.ocpp.find(charge_point_id) is not None:
             return _connected(charge_point_id)

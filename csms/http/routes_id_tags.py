@@ -14,7 +14,8 @@ from csms.db import listings, operator_actions
 from csms.domain.authorization import IdTagRecord, id_tag_info
 from csms.http.paging import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor, jsonable
 from csms.http.problems import command_problem, problem
-from csms.ocpp16.errors import CommandError
+from csms.http.schemas import COMMAND_ERRORS, IdTag, IdTagPage, LocalListOut, errors
+from csms.ocpp16.errors import CallErrorReceived, CommandError
 
 if TYPE_CHECKING:
     from csms.app import CentralSystem
@@ -63,7 +64,12 @@ def _unknown(id_tag: str) -> JSONResponse:
 def create_router(system: CentralSystem) -> APIRouter:
     router = APIRouter(tags=["id tags"])
 
-    @router.get("/api/id-tags")
+    @router.get(
+        "/api/id-tags",
+        response_model=IdTagPage,
+        responses=errors(422),
+        summary="The authorisation list, by canonical id tag",
+    )
     async def list_id_tags(
         status: IdTagStatus | None = None,
         limit: int = Query(default=MAX_LIMIT, ge=1, le=MAX_LIMIT),
@@ -78,7 +84,13 @@ def create_router(system: CentralSystem) -> APIRouter:
         next_cursor = encode_cursor("tag", rows[-1]["id_tag_key"]) if len(rows) == limit else None
         return JSONResponse({"items": [_tag(r, now) for r in rows], "next_cursor": next_cursor})
 
-    @router.post("/api/id-tags", status_code=201)
+    @router.post(
+        "/api/id-tags",
+        status_code=201,
+        response_model=IdTag,
+        responses=errors(409, 422),
+        summary="Add an id tag to the authorisation list",
+    )
     async def create_id_tag(request: Request, body: IdTagIn) -> JSONResponse:
         try:
             row = await operator_actions.create_id_tag(
@@ -90,7 +102,12 @@ def create_router(system: CentralSystem) -> APIRouter:
         _log_change(request, "created", row)
         return JSONResponse(_tag(row, system.clock()), status_code=201)
 
-    @router.post("/api/id-tags/{id_tag}/block")
+    @router.post(
+        "/api/id-tags/{id_tag}/block",
+        response_model=IdTag,
+        responses=errors(404),
+        summary="Block an id tag",
+    )
     async def block(request: Request, id_tag: str) -> JSONResponse:
         row = await operator_actions.set_id_tag_status(system.pool, id_tag, "Blocked")
         if row is None:
@@ -98,7 +115,26 @@ def create_router(system: CentralSystem) -> APIRouter:
         _log_change(request, "blocked", row)
         return JSONResponse(_tag(row, system.clock()))
 
-    @router.post("/api/id-tags/{id_tag}/expire")
+    @router.post(
+        "/api/id-tags/{id_tag}/unblock",
+        response_model=IdTag,
+        responses=errors(404),
+        summary="Unblock an id tag (back to Accepted; an expiry date stays)",
+    )
+    async def unblock(request: Request, id_tag: str) -> JSONResponse:
+        # Back to Accepted; an expiry date stays (expired tags are refused by their date).
+        row = await operator_actions.set_id_tag_status(system.pool, id_tag, "Accepted")
+        if row is None:
+            return _unknown(id_tag)
+        _log_change(request, "unblocked", row)
+        return JSONResponse(_tag(row, system.clock()))
+
+    @router.post(
+        "/api/id-tags/{id_tag}/expire",
+        response_model=IdTag,
+        responses=errors(404, 422),
+        summary="Expire an id tag now, or at `expiry_date`",
+    )
     async def expire(
         request: Request,
         id_tag: str,
@@ -112,14 +148,34 @@ def create_router(system: CentralSystem) -> APIRouter:
         _log_change(request, "expired", row)
         return JSONResponse(_tag(row, now))
 
-    @router.delete("/api/id-tags/{id_tag}", status_code=204)
+    @router.delete(
+        "/api/id-tags/{id_tag}",
+        status_code=204,
+        responses=errors(404),
+        summary="Remove an id tag from the authorisation list",
+    )
     async def delete(request: Request, id_tag: str) -> Response:
         if not await operator_actions.delete_id_tag(system.pool, id_tag):
             return _unknown(id_tag)
         _log_change(request, "deleted", {"id_tag": id_tag})
         return Response(status_code=204)
 
-    @router.post("/api/charge-points/{charge_point_id}/local-list")
+    async def _charger_list_version(charge_point_id: str, timeout: float | None) -> int | None:
+        try:
+            answer = await system.commands.send(
+                charge_point_id, "GetLocalListVersion", {}, timeout=timeout
+            )
+        except CallErrorReceived:
+            return None  # firmware without GetLocalListVersion: our own record decides
+        return int(answer["listVersion"])
+
+    @router.post(
+        "/api/charge-points/{charge_point_id}/local-list",
+        response_model=LocalListOut,
+        responses=errors(*COMMAND_ERRORS),
+        summary="Push the whole authorisation list to a charger (SendLocalList, Full)",
+        description="Tags longer than OCPP's 20 characters are left out and listed.",
+    )
     async def send_local_list(
         request: Request,
         charge_point_id: str,
@@ -134,10 +190,17 @@ def create_router(system: CentralSystem) -> APIRouter:
                 continue
             record = IdTagRecord(tag, row["status"], row["expiry_date"], row["parent_id_tag"])
             entries.append({"idTag": tag, "idTagInfo": id_tag_info(record, now)})
-        version = await operator_actions.next_local_list_version(system.pool)
-        # OCPP 1.6 §5.15: a Full update replaces the charger's list with exactly this one.
-        payload = {"listVersion": version, "updateType": "Full", "localAuthorizationList": entries}
         try:
+            # The version continues from the charger's own (1.6 §5.10), not from 1.
+            version = await operator_actions.next_local_list_version(
+                system.pool, charge_point_id, await _charger_list_version(charge_point_id, timeout)
+            )
+            # OCPP 1.6 §5.15: a Full update replaces the charger's list with exactly this one.
+            payload = {
+                "listVersion": version,
+                "updateType": "Full",
+                "localAuthorizationList": entries,
+            }
             answer = await system.commands.send(
                 charge_point_id, "SendLocalList", payload, timeout=timeout
             )

@@ -12,6 +12,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from csms.http.schemas import Readiness
+
 if TYPE_CHECKING:
     from csms.app import CentralSystem
 
@@ -25,7 +27,12 @@ def create_router(system: CentralSystem) -> APIRouter:
         body = generate_latest(system.metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @router.get("/readyz")
+    @router.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready: `failed` names why"}},
+        summary="Readiness for a load balancer: database and OCPP listener",
+    )
     async def readyz() -> JSONResponse:
         checks = await system.health()
         failed = [name for name, ok in checks.items() if not ok]

@@ -13,7 +13,10 @@ from fastapi.responses import JSONResponse
 
 from csms.db import security as db
 from csms.domain import registration
-from csms.ocpp16.errors import CallErrorReceived, CommandTimeout, NotConnected
+from csms.http.problems import command_problem
+from csms.http.problems import problem as _problem
+from csms.http.schemas import PasswordOut, ProfileOut, SecurityEvents, SecurityStatus, errors
+from csms.ocpp16.errors import CommandError
 from csms.security.profiles import DowngradeRefused
 from csms.security.rotation import ChargerRefused, UnknownChargePoint
 
@@ -22,16 +25,27 @@ if TYPE_CHECKING:
 
 
 def create_router(system: CentralSystem) -> APIRouter:
-    router = APIRouter(prefix="/api/charge-points/{charge_point_id}")
+    router = APIRouter(prefix="/api/charge-points/{charge_point_id}", tags=["security"])
 
-    @router.get("/security")
+    @router.get(
+        "/security",
+        response_model=SecurityStatus,
+        responses=errors(404),
+        summary="A charger's security profile and password state",
+    )
     async def security_status(charge_point_id: str) -> JSONResponse:
         status = await system.security.status(charge_point_id)
         if status is None:
             return _problem(404, "Unknown charge point", f"{charge_point_id!r} was never seen")
         return JSONResponse(status)
 
-    @router.post("/security/password")
+    @router.post(
+        "/security/password",
+        response_model=PasswordOut,
+        responses=errors(404, 409, 502, 504),
+        summary="Rotate (or, with provision, pre-set) a charger's Basic-auth password",
+        description="The new password is in this answer once, and stored only as a hash.",
+    )
     async def new_password(
         charge_point_id: str,
         body: dict[str, Any] = Body(default_factory=dict),  # noqa: B008
@@ -51,7 +65,13 @@ def create_router(system: CentralSystem) -> APIRouter:
             {"charge_point_id": charge_point_id, "password": password, "applied": applied}
         )
 
-    @router.put("/security/profile")
+    @router.put(
+        "/security/profile",
+        response_model=ProfileOut,
+        responses=errors(404, 409, 422, 502, 504),
+        summary="Move a charger to security profile 0-3",
+        description="A downgrade is refused (409); a password is generated when needed.",
+    )
     async def set_profile(
         charge_point_id: str,
         body: dict[str, Any] = Body(...),  # noqa: B008
@@ -72,7 +92,12 @@ def create_router(system: CentralSystem) -> APIRouter:
             answer["password"] = change.password
         return JSONResponse(answer)
 
-    @router.get("/security-events")
+    @router.get(
+        "/security-events",
+        response_model=SecurityEvents,
+        responses=errors(422),
+        summary="Security events a charger reported, newest first",
+    )
     async def security_events(
         charge_point_id: str, limit: int = Query(default=100, ge=1, le=1000)
     ) -> JSONResponse:
@@ -94,10 +119,8 @@ def create_router(system: CentralSystem) -> APIRouter:
 _MAPPED = (
     UnknownChargePoint,
     DowngradeRefused,
-    NotConnected,
     ChargerRefused,
-    CommandTimeout,
-    CallErrorReceived,
+    CommandError,
 )
 
 
@@ -106,18 +129,11 @@ def _error(exc: Exception) -> JSONResponse:
         return _problem(404, "Unknown charge point", str(exc))
     if isinstance(exc, DowngradeRefused):
         return _problem(409, "Downgrade refused", str(exc))
-    if isinstance(exc, NotConnected):
-        return _problem(409, "Charge point not connected", str(exc))
     if isinstance(exc, ChargerRefused):
-        return _problem(409, "The charge point refused the change", str(exc), status=exc.status)
-    if isinstance(exc, CommandTimeout):
-        return _problem(504, "No answer from the charge point", str(exc))
-    if isinstance(exc, CallErrorReceived):
-        return _problem(502, "The charge point answered with an error", str(exc), code=exc.code)
+        # ``status`` is the problem's own HTTP field: the charger's answer gets its own name.
+        return _problem(
+            409, "The charge point refused the change", str(exc), charger_status=exc.status
+        )
+    if isinstance(exc, CommandError):
+        return command_problem(exc)  # the one mapping every sending route uses
     raise exc  # not reached: _MAPPED lists what is handled above
-
-
-def _problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    body.update({k: v for k, v in extra.items() if v is not None})
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")

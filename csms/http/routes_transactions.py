@@ -18,6 +18,7 @@ from csms.http.paging import (
     jsonable,
 )
 from csms.http.problems import problem
+from csms.http.schemas import TransactionDetail, TransactionPage, errors
 from csms.log import mask_vin
 
 if TYPE_CHECKING:
@@ -26,14 +27,18 @@ if TYPE_CHECKING:
 
 def _energy_wh(row: dict[str, Any]) -> int | None:
     # A meter that went backwards is flagged, never turned into a negative energy.
-    start, stop = row["meter_start_wh"], row["meter_stop_wh"]
+    # An open transaction counts up to its latest stored energy register reading.
+    start = row["meter_start_wh"]
+    stop = row["meter_stop_wh"] if row["meter_stop_wh"] is not None else row["meter_last_wh"]
     if stop is None or row["meter_anomaly"] or stop < start:
         return None
     return int(stop - start)
 
 
 def _item(row: dict[str, Any]) -> dict[str, Any]:
-    return jsonable({**row, "energy_wh": _energy_wh(row)})
+    energy_wh = _energy_wh(row)
+    row.pop("meter_last_wh", None)
+    return jsonable({**row, "energy_wh": energy_wh})
 
 
 def _aware(name: str, value: datetime | None) -> JSONResponse | None:
@@ -46,7 +51,16 @@ def _aware(name: str, value: datetime | None) -> JSONResponse | None:
 def create_router(system: CentralSystem) -> APIRouter:
     router = APIRouter(prefix="/api/transactions", tags=["transactions"])
 
-    @router.get("")
+    @router.get(
+        "",
+        response_model=TransactionPage,
+        responses=errors(422),
+        summary="Transactions, newest first, filtered",
+        description=(
+            "`from`/`to` bound the start time and need a time zone; `vin` and `account_id` "
+            "match the bridge's plug-and-charge sessions."
+        ),
+    )
     async def list_transactions(
         charge_point_id: str | None = None,
         id_tag: str | None = None,
@@ -83,7 +97,12 @@ def create_router(system: CentralSystem) -> APIRouter:
             next_cursor = encode_cursor("tx", last["start_timestamp"], last["id"])
         return JSONResponse({"items": [_item(r) for r in rows], "next_cursor": next_cursor})
 
-    @router.get("/{transaction_id}")
+    @router.get(
+        "/{transaction_id}",
+        response_model=TransactionDetail,
+        responses=errors(404, 422),
+        summary="One transaction with its meter values and plug-and-charge session",
+    )
     async def get_transaction(transaction_id: int) -> JSONResponse:
         found = await transaction_listings.transaction(system.pool, transaction_id)
         if found is None:

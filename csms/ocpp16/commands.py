@@ -1,11 +1,12 @@
 """Send any central-system-initiated OCPP 1.6 action to a charger and get its answer.
 
 ``CommandService.send`` is the one entry point used by the operator API, the
-CLI and the Smartcar bridge. It finds the charger through a ``Locator``; today
-the locator is this process's connection registry, and because callers only
-see ``send``, a locator that forwards to the process holding the socket (the
-``charge_points.connected_node`` column records which) can be added without
-touching them.
+CLI and the Smartcar bridge: it checks the command, records it and its outcome,
+logs and counts it. Delivery is ``deliver_local``: the connection in this process,
+found through a ``Locator``, which queues the CALL behind the charger's others
+(one in flight, OCPP-J 1.6 §4.1.1) and checks the answer against the 1.6 schema.
+A cluster forwards to the process holding the socket (``charge_points.connected_node``)
+by replacing only that step; that process calls its own ``deliver_local``.
 
 Raises the ``csms.ocpp16.errors.CommandError`` family.
 """
@@ -20,16 +21,10 @@ from typing import Any, Protocol
 import asyncpg
 import fastjsonschema
 import structlog
-from websockets.exceptions import ConnectionClosed
 
 from csms.db import messages
 from csms.metrics import Metrics
-from csms.ocpp16.errors import (
-    CallErrorReceived,
-    CommandTimeout,
-    InvalidCommand,
-    NotConnected,
-)
+from csms.ocpp16.errors import CommandError, InvalidCommand, InvalidResponse, NotConnected
 from csms.ocpp16.validation import load_schema
 
 log = structlog.get_logger()
@@ -68,9 +63,9 @@ CENTRAL_SYSTEM_ACTIONS = frozenset(
 
 
 class Connection(Protocol):
-    async def call(
-        self, action: str, payload: dict[str, Any], timeout: float
-    ) -> dict[str, Any]: ...
+    async def call(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Queue, send, await and check; raises the ``CommandError`` family."""
+        ...
 
 
 class Locator(Protocol):
@@ -96,7 +91,8 @@ def check_command(action: str, payload: dict[str, Any]) -> None:
 
 def _recordable(action: str, payload: dict[str, Any]) -> dict[str, Any]:
     # The AuthorizationKey is the charger's password: it never reaches the commands table.
-    if action == "ChangeConfiguration" and payload.get("key") == "AuthorizationKey":
+    key = str(payload.get("key", "")).lower()
+    if action == "ChangeConfiguration" and key == "authorizationkey":
         return {**payload, "value": "[redacted]"}
     return payload
 
@@ -124,7 +120,12 @@ class CommandService:
         *,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        """Send ``action`` to the charger and return its answer payload."""
+        """Send ``action`` to the charger and return its answer payload, checked.
+
+        ``timeout`` bounds both the wait for the charger's earlier commands to finish
+        (``ChargerBusy`` past it, nothing sent) and, from the moment it is sent, the wait
+        for the answer (``CommandTimeout``).
+        """
         check_command(action, payload)
         timeout = timeout or self._default_timeout
         bound = log.bind(charge_point_id=charge_point_id, action=action)
@@ -132,25 +133,14 @@ class CommandService:
             self._pool, charge_point_id, action, _recordable(action, payload), self._clock()
         )
         try:
-            connection = self._locator.find(charge_point_id)
-            if connection is None:
-                raise NotConnected(charge_point_id)
-            try:
-                response = await connection.call(action, payload, timeout)
-            except TimeoutError:
-                raise CommandTimeout(charge_point_id, action, timeout) from None
-            except ConnectionClosed:
-                raise NotConnected(charge_point_id) from None
-        except (NotConnected, CommandTimeout, CallErrorReceived) as exc:
-            outcome = {
-                NotConnected: "not_connected",
-                CommandTimeout: "timeout",
-                CallErrorReceived: "call_error",
-            }[type(exc)]
+            response = await self.deliver_local(charge_point_id, action, payload, timeout)
+        except CommandError as exc:
+            outcome = exc.outcome
             bound.warning("ocpp.command_failed", outcome=outcome, error=str(exc))
             self._metrics.command_sent(action, outcome)
+            answer = exc.response if isinstance(exc, InvalidResponse) else None
             await messages.record_command_outcome(
-                self._pool, command_id, outcome, None, str(exc), self._clock()
+                self._pool, command_id, outcome, answer, str(exc), self._clock()
             )
             raise
         bound.info("ocpp.command_completed", response=response)
@@ -159,3 +149,12 @@ class CommandService:
             self._pool, command_id, "answered", response, None, self._clock()
         )
         return response
+
+    async def deliver_local(
+        self, charge_point_id: str, action: str, payload: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        """Deliver to the charger's connection in this process; no recording, no logging."""
+        connection = self._locator.find(charge_point_id)
+        if connection is None:
+            raise NotConnected(charge_point_id)
+        return await connection.call(action, payload, timeout)

@@ -1,16 +1,16 @@
-"""One charger's WebSocket: feeds frames to the framing core and routes calls to handlers.
+"""One charger's WebSocket: feeds frames to the OCPP-J core and routes calls to 1.6 handlers.
 
 Incoming CALLs are answered one at a time, in order (some firmware sends the
 next CALL before our answer; we queue rather than deadlock). Our own CALLs
-(commands) are correlated by message id in ``_pending``; an answer that comes
-after its timeout is logged and dropped.
+(commands) go through the core's ``CallChannel``: one in flight, the rest in order
+(OCPP-J 1.6 §4.1.1); an answer that comes after its timeout is logged and dropped,
+and an answer that breaks the 1.6 response schema is refused as ``InvalidResponse``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -27,22 +27,23 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from csms.db import transactions
+from csms.domain.meter_register import RegisterReadings
 from csms.domain.registration import may_send
 from csms.ocpp16 import handlers, security_handlers, transaction_handlers
 from csms.ocpp16.commands import CENTRAL_SYSTEM_ACTIONS
 from csms.ocpp16.context import Services
-from csms.ocpp16.errors import CallErrorReceived
-from csms.ocpp16.framing import (
+from csms.ocpp16.responses import check_response
+from csms.ocpp16.validation import validate_request
+from csms.ocppj.calls import CallChannel
+from csms.ocppj.framing import (
     Call,
     CallError,
     CallResult,
     MalformedFrame,
-    call_frame,
     error_frame,
     parse_frame,
     result_frame,
 )
-from csms.ocpp16.validation import validate_request
 
 Handler = Callable[["ChargePointConnection", dict[str, Any], datetime], Awaitable[dict[str, Any]]]
 
@@ -73,13 +74,14 @@ class ChargePointConnection:
     """State of one connected charger; kept small because thousands are held at once."""
 
     __slots__ = (
+        "_calls",
         "_nonconforming_logged",
-        "_pending",
         "active_tx",
+        "booted_at",
         "charge_point_id",
-        "last_energy_wh",
         "last_rx",
         "log",
+        "registers",
         "registration_status",
         "services",
         "ws",
@@ -98,9 +100,14 @@ class ChargePointConnection:
         self.registration_status = registration_status
         self.log = structlog.get_logger().bind(charge_point_id=charge_point_id)
         self.active_tx: dict[int, int] | None = None
-        self.last_energy_wh: dict[int, float] = {}
+        # Energy register readings per open transaction, to judge each one on its own.
+        self.registers = RegisterReadings()
+        # When this connection's charger last booted: a transaction begun before it, on a
+        # connector it then reports Available, is stale (handlers.status_notification).
+        self.booted_at: datetime | None = None
         self.last_rx = asyncio.get_running_loop().time()
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # Made on the first command: most chargers get few, and thousands are held at once.
+        self._calls: CallChannel | None = None
         self._nonconforming_logged: set[str] | None = None
 
     async def serve(self) -> None:
@@ -113,9 +120,9 @@ class ChargePointConnection:
         except ConnectionClosed:
             pass
         finally:
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(ConnectionClosed(None, None))
+            # A command after this finds the socket closed: NotConnected, never sent.
+            if self._calls is not None:
+                self._calls.close()
 
     async def handle_frame(self, raw: str | bytes) -> None:
         now = self.services.clock()
@@ -174,32 +181,31 @@ class ChargePointConnection:
         self.services.metrics.observe_call(call.action, time.perf_counter() - started)
 
     def _resolve(self, message: CallResult | CallError) -> None:
-        future = self._pending.get(message.message_id)
-        if future is None or future.done():
+        if self._calls is None or not self._calls.receive(message):
             self.log.info("ocpp.late_response", message_id=message.message_id)
             return
-        if type(message) is CallResult:
-            future.set_result(message.payload)
-        else:
+        if type(message) is CallError:
             self.services.metrics.call_error(message.code, "in")
-            future.set_exception(
-                CallErrorReceived(message.code, message.description, message.details)
-            )
+
+    @property
+    def calls(self) -> CallChannel:
+        """Our CALLs to this charger: one in flight, the rest in order."""
+        if self._calls is None:
+            self._calls = CallChannel(self.charge_point_id, self.ws.send)
+        return self._calls
 
     async def call(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send a CALL and wait for the charger's CALLRESULT payload.
+        """Send a CALL when the charger is free and return its answer, checked and normalised.
 
-        Raises ``CallErrorReceived``, ``TimeoutError`` or ``ConnectionClosed``.
+        Raises the ``csms.ocppj.errors.CommandError`` family (``NotConnected``,
+        ``ChargerBusy``, ``CommandTimeout``, ``ConnectionLost``, ``CallErrorReceived``,
+        ``InvalidResponse``).
         """
-        message_id = uuid.uuid4().hex
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[message_id] = future
-        try:
-            await self.ws.send(call_frame(message_id, action, payload))
-            async with asyncio.timeout(timeout):
-                return await future
-        finally:
-            del self._pending[message_id]
+        answer = await self.calls.call(action, payload, timeout)
+        deviations: list[str] = []
+        checked = check_response(action, answer, deviations)
+        self.note_deviations(deviations)
+        return checked
 
     async def active_transactions(self) -> dict[int, int]:
         """Open transaction per connector, loaded from the database on first use."""

@@ -1,44 +1,31 @@
-"""Errors of the command API (central system → charger).
+"""The command API's errors, defined in the version-neutral core (``csms.ocppj.errors``).
 
-CommandError
-├── InvalidCommand       unknown action, or a payload that breaks the 1.6 schema
-├── NotConnected         the charger has no open connection
-├── CommandTimeout       no answer within the timeout
-└── CallErrorReceived    the charger answered with a CALLERROR (``.code``)
+Re-exported here because the 1.6 command service, the routes and the bridge import them
+from this module.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from csms.ocppj.errors import (
+    CallErrorReceived,
+    ChargerBusy,
+    CommandError,
+    CommandTimeout,
+    ConnectionLost,
+    InvalidCommand,
+    InvalidResponse,
+    NotConnected,
+    OutcomeUnknown,
+)
 
-
-class CommandError(Exception):
-    """Root of the command API's errors."""
-
-
-class InvalidCommand(CommandError):
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class NotConnected(CommandError):
-    def __init__(self, charge_point_id: str) -> None:
-        super().__init__(f"charge point {charge_point_id!r} is not connected")
-        self.charge_point_id = charge_point_id
-
-
-class CommandTimeout(CommandError):
-    def __init__(self, charge_point_id: str, action: str, timeout: float) -> None:
-        super().__init__(f"{charge_point_id!r} did not answer {action} within {timeout:g} s")
-        self.charge_point_id = charge_point_id
-        self.action = action
-        self.timeout = timeout
-
-
-class CallErrorReceived(CommandError):
-    def __init__(self, code: str, description: str, details: dict[str, Any]) -> None:
-        super().__init__(f"{code}: {description}")
-        self.code = code
-        self.description = description
-        self.details = details
+__all__ = [
+    "CallErrorReceived",
+    "ChargerBusy",
+    "CommandError",
+    "CommandTimeout",
+    "ConnectionLost",
+    "InvalidCommand",
+    "InvalidResponse",
+    "NotConnected",
+    "OutcomeUnknown",
+]

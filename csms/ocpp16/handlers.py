@@ -19,11 +19,15 @@ from csms.domain import registration
 from csms.domain.authorization import id_tag_info
 from csms.domain.events import ConnectorStatusChanged
 from csms.ocpp16.normalize import TimestampError, parse_timestamp
+from csms.ocpp16.stale_transactions import close_stale_transactions
 
 if TYPE_CHECKING:
     from csms.ocpp16.connection import ChargePointConnection
 
 Payload = dict[str, Any]
+
+# Connector statuses in which 1.6 (§4.9) has no transaction running.
+_FREE = frozenset({"Available"})
 
 _STATUS_KEYS = frozenset(
     {"connectorId", "errorCode", "info", "status", "timestamp", "vendorId", "vendorErrorCode"}
@@ -47,6 +51,7 @@ async def boot_notification(
     status = services.registrations.get(conn.charge_point_id, registration.ACCEPTED)
     await services.boots.write([BootRow(conn.charge_point_id, payload, now, status)])
     conn.registration_status = status
+    conn.booted_at = now
     conn.log.info(
         "ocpp.boot",
         registration_status=status,
@@ -107,6 +112,11 @@ async def status_notification(
             previous_status=previous,
             error_code=row.error_code,
         )
+    if row.status in _FREE and connector_id > 0 and conn.booted_at is not None:
+        # After a reboot the charger shows the connector free: a transaction it began
+        # before the boot and never stopped is over (StopTransaction may still come).
+        if connector_id in await conn.active_transactions():
+            await close_stale_transactions(conn, connector_id, now, started_before=conn.booted_at)
     conn.services.events.publish(
         ConnectorStatusChanged(
             conn.charge_point_id, connector_id, row.status, previous, row.error_code, now

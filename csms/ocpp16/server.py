@@ -72,7 +72,12 @@ class OcppServer:
         self._server: Server | None = None
         self._tls_server: Server | None = None
         # Security profiles 1-3: checked at the upgrade, before any OCPP message.
-        self.guard = HandshakeGuard(services.pool, services.settings.security_profile)
+        metrics = services.metrics
+        self.guard = HandshakeGuard(
+            services.pool,
+            services.settings.security_profile,
+            on_refused=lambda reason: metrics.auth_failed("ocpp", reason),
+        )
         self._sweeper: asyncio.Task[None] | None = None
         self._closers: set[asyncio.Task[None]] = set()
 

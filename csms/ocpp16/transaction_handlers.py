@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from csms.domain.authorization import id_tag_info
 from csms.domain.events import MeterSampled, TransactionStarted, TransactionStopped
 from csms.ocpp16.handlers import Payload, timestamp_or_error
 from csms.ocpp16.normalize import normalise_sampled_value
+from csms.ocpp16.stale_transactions import close_stale_transactions
 
 if TYPE_CHECKING:
     from csms.ocpp16.connection import ChargePointConnection
@@ -44,11 +46,20 @@ async def start_transaction(
     transaction_id, created = await transactions.start(conn.services.pool, row)
     active = await conn.active_transactions()
     active[row.connector_id] = transaction_id
-    conn.last_energy_wh.pop(row.connector_id, None)
     log = conn.log.bind(connector_id=row.connector_id, transaction_id=transaction_id)
     if not created:
         log.info("ocpp.start_transaction_retransmitted")
     else:
+        # One transaction per connector: one still open there was forgotten by the charger
+        # (a reboot, a lost StopTransaction), and would stay "active" for good.
+        await close_stale_transactions(
+            conn,
+            row.connector_id,
+            now,
+            superseded_by=transaction_id,
+            # A charger without a clock cannot say which came first: arrival order decides.
+            started_not_after=None if suspect else started_at,
+        )
         log.info(
             "ocpp.transaction_started",
             id_tag=id_tag,
@@ -78,31 +89,33 @@ async def stop_transaction(conn: ChargePointConnection, payload: Payload, now: d
         id_tag=payload.get("idTag"),
         meter_stop_wh=payload["meterStop"],
         stop_timestamp=stopped_at,
-        reason=payload.get("reason"),
+        # OCPP 1.6 StopTransaction.req: "if omitted, the reason is Local".
+        reason=payload.get("reason", "Local"),
         received_at=now,
         clock_suspect=suspect,
         payload=payload,
     )
-    connector_id = _connector_of(await conn.active_transactions(), transaction_id)
+    # Validated now, before the database transaction; the connector comes from the row.
     sampled = meter_rows(
         conn,
         payload.get("transactionData") or [],
-        connector_id=connector_id if connector_id is not None else 0,
+        connector_id=0,
         transaction_id=transaction_id,
         now=now,
         source="StopTransaction",
         deviations=deviations,
     )
     conn.note_deviations(deviations)
-    meter_start, already_stopped = await _stop_with_data(conn, row, sampled)
-    log = conn.log.bind(transaction_id=transaction_id, connector_id=connector_id)
-    if already_stopped:
+    outcome = await _stop_with_data(conn, row, sampled)
+    log = conn.log.bind(transaction_id=transaction_id, connector_id=outcome.connector_id)
+    if outcome.already_stopped:
         # The charger resent its stop (our answer was lost): answer it again, change nothing.
         log.info("ocpp.stop_transaction_retransmitted")
-    elif meter_start is None:
+    elif outcome.meter_start_wh is None:
         log.warning("ocpp.orphan_stop_transaction", meter_stop_wh=row.meter_stop_wh)
     else:
-        if row.meter_stop_wh < meter_start or row.meter_stop_wh == 0:
+        meter_start = outcome.meter_start_wh
+        if row.meter_stop_wh < meter_start:
             log.warning(
                 "ocpp.meter_anomaly", meter_start_wh=meter_start, meter_stop_wh=row.meter_stop_wh
             )
@@ -111,49 +124,58 @@ async def stop_transaction(conn: ChargePointConnection, payload: Payload, now: d
             reason=row.reason,
             meter_stop_wh=row.meter_stop_wh,
             energy_wh=max(row.meter_stop_wh - meter_start, 0),
+            closed_by_central_system=outcome.closed_by_central_system or None,
         )
         conn.services.events.publish(
             TransactionStopped(
-                conn.charge_point_id, transaction_id, row.meter_stop_wh, row.reason, now
+                conn.charge_point_id,
+                transaction_id,
+                row.meter_stop_wh,
+                row.reason,
+                now,
+                closed_by_central_system=outcome.closed_by_central_system,
             )
         )
-    if connector_id is not None:
-        (await conn.active_transactions()).pop(connector_id, None)
+    conn.registers.forget(transaction_id)
+    active = await conn.active_transactions()
+    if outcome.connector_id is not None and active.get(outcome.connector_id) == transaction_id:
+        del active[outcome.connector_id]
     response: Payload = {}
     if row.id_tag:
         response["idTagInfo"] = id_tag_info(await id_tags.find(conn.services.pool, row.id_tag), now)
     return response
 
 
+@dataclass(slots=True, frozen=True)
+class _StopOutcome:
+    connector_id: int | None
+    meter_start_wh: int | None  # None: a transaction we never issued
+    already_stopped: bool
+    closed_by_central_system: bool
+
+
 async def _stop_with_data(
     conn: ChargePointConnection, row: StopRow, sampled: list[MeterValueRow]
-) -> tuple[int | None, bool]:
+) -> _StopOutcome:
     # The stop and its transactionData commit together, so a retransmitted stop
     # (answer lost) neither loses nor doubles the session's meter values.
     async with conn.services.pool.acquire() as db, db.transaction():
-        already_stopped = await db.fetchval(
-            "SELECT stop_received_at IS NOT NULL FROM transactions "
-            "WHERE id = $1 AND charge_point_id = $2 FOR UPDATE",
-            row.transaction_id,
-            row.charge_point_id,
-        )
-        if already_stopped is None:
+        target = await transactions.lock_for_stop(db, row.charge_point_id, row.transaction_id)
+        if target is None:
             await transactions.record_orphan_stop(db, row)
-            meter_start = None
-        elif already_stopped:
-            return None, True
+            outcome = _StopOutcome(None, None, False, False)
+        elif target.charger_stopped:
+            return _StopOutcome(target.connector_id, None, True, target.closed_by_central_system)
         else:
             meter_start = await transactions.stop(db, row)
+            outcome = _StopOutcome(
+                target.connector_id, meter_start, False, target.closed_by_central_system
+            )
+            # transactionData belongs to its transaction's connector, whatever came since.
+            sampled = [r._replace(connector_id=target.connector_id) for r in sampled]
         if sampled:
             await flush_meter_values(db, sampled)
-    return meter_start, False
-
-
-def _connector_of(active: dict[int, int], transaction_id: int) -> int | None:
-    for connector_id, active_id in active.items():
-        if active_id == transaction_id:
-            return connector_id
-    return None
+    return outcome
 
 
 async def meter_values(conn: ChargePointConnection, payload: Payload, now: datetime) -> Payload:
@@ -191,25 +213,32 @@ async def _check_register(
     rows: list[MeterValueRow],
     now: datetime,
 ) -> None:
-    energy = [r.value for r in rows if r.measurand == ENERGY_REGISTER and r.phase is None]
-    energy = [v for v in energy if v is not None]
+    energy = [
+        r
+        for r in rows
+        if r.measurand == ENERGY_REGISTER and r.phase is None and r.value is not None
+    ]
     soc = [r.value for r in rows if r.measurand == "SoC" and r.value is not None]
     if not energy and not soc:
         return
-    latest = energy[-1] if energy else None
-    if latest is not None:
-        previous = conn.last_energy_wh.get(connector_id)
-        if previous is not None and latest < previous:
-            conn.log.warning(
-                "ocpp.meter_anomaly",
-                connector_id=connector_id,
-                transaction_id=transaction_id,
-                previous_wh=previous,
-                energy_wh=latest,
-            )
-            if transaction_id is not None:
+    latest = max(energy, key=lambda r: r.sampled_at).value if energy else None
+    # Judged within its own open transaction, by timestamp (domain.meter_register).
+    if transaction_id is not None and transaction_id in (await conn.active_transactions()).values():
+        for reading in energy:
+            assert reading.value is not None
+            backwards = conn.registers.add(transaction_id, reading.sampled_at, reading.value)
+            if backwards is not None:
+                conn.log.warning(
+                    "ocpp.meter_anomaly",
+                    connector_id=connector_id,
+                    transaction_id=transaction_id,
+                    energy_wh=backwards.energy_wh,
+                    sampled_at=backwards.at.isoformat(),
+                    other_wh=backwards.other_wh,
+                    other_sampled_at=backwards.other_at.isoformat(),
+                )
                 await transactions.flag_meter_anomaly(conn.services.pool, transaction_id)
-        conn.last_energy_wh[connector_id] = latest
+                break
     conn.services.events.publish(
         MeterSampled(
             conn.charge_point_id,

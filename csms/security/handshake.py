@@ -76,8 +76,11 @@ class HandshakeGuard:
         throttle: FailureThrottle | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], datetime] = _utc_now,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._pool = pool
+        # Told the reason of every refusal (the auth-failure metric).
+        self._on_refused = on_refused
         self.default_profile = default_profile
         self.throttle = throttle or FailureThrottle()
         self._monotonic = monotonic
@@ -92,6 +95,8 @@ class HandshakeGuard:
         address = connection.remote_address[0] if connection.remote_address else None
         wait = self.throttle.retry_after(address, identity, self._monotonic())
         if wait > 0:
+            if self._on_refused is not None:
+                self._on_refused("throttled")
             log.warning(
                 "ocpp.auth_throttled",
                 charge_point_id=identity,
@@ -160,6 +165,8 @@ class HandshakeGuard:
         address: str | None,
     ) -> Response:
         self.throttle.failed(address, attempt.identity, self._monotonic())
+        if self._on_refused is not None:
+            self._on_refused(refusal.value)
         log.warning(
             "ocpp.auth_failed",
             charge_point_id=attempt.identity,

@@ -22,7 +22,7 @@ import asyncpg
 import structlog
 
 from csms.db import security as db
-from csms.ocpp16.errors import CommandError, CommandTimeout, NotConnected
+from csms.ocpp16.errors import CommandError, NotConnected, OutcomeUnknown
 from csms.security.passwords import generate_password, hash_password
 from csms.security.profiles import check_upgrade
 
@@ -88,8 +88,9 @@ class CredentialFlows:
                 "ChangeConfiguration",
                 {"key": "AuthorizationKey", "value": password},
             )
-        except CommandTimeout:
-            # It may have taken the key: a login with it completes the rotation.
+        except OutcomeUnknown:
+            # It may have taken the key (timed out, or the connection closed after sending):
+            # a login with it completes the rotation.
             raise
         except CommandError:
             await db.set_pending_password(self._pool, charge_point_id, None)
@@ -147,7 +148,7 @@ class CredentialFlows:
                 "ChangeConfiguration",
                 {"key": "SecurityProfile", "value": str(target)},
             )
-        except CommandTimeout:
+        except OutcomeUnknown:
             raise
         except CommandError:
             await db.set_pending_profile(self._pool, charge_point_id, None)

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import sys
 
 from simulators.smartcar_fake.limits import CostLimits
 from simulators.smartcar_fake.server import serve
 from simulators.smartcar_fake.state import FakeConfig, FakeSmartcar
 from simulators.world import World
 
+# An instance, not the class: on a slots dataclass the class attributes are descriptors.
+_DEFAULTS = FakeConfig()
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Fake Smartcar API on 127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--client-id", default=FakeConfig.client_id)
-    parser.add_argument("--client-secret", default=FakeConfig.client_secret)
+    parser.add_argument("--client-id", default=_DEFAULTS.client_id)
+    parser.add_argument("--client-secret", default=_DEFAULTS.client_secret)
     parser.add_argument(
         "--redirect-uri", action="append", help="registered redirect URI (repeatable)"
     )
@@ -42,7 +47,7 @@ async def main(args: argparse.Namespace) -> None:
     config = FakeConfig(
         client_id=args.client_id,
         client_secret=args.client_secret,
-        redirect_uris=tuple(args.redirect_uri or FakeConfig.redirect_uris),
+        redirect_uris=tuple(args.redirect_uri or _DEFAULTS.redirect_uris),
         access_token_ttl_s=args.access_token_ttl,
         refresh_grace_s=args.refresh_grace,
         seed=args.seed,
@@ -64,4 +69,10 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    arguments = parse_args()
+    try:
+        # uvicorn shuts down cleanly on Ctrl-C, then re-raises the signal: not an error here.
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main(arguments))
+    except OSError as exc:  # the port is taken: one line, not a traceback
+        sys.exit(f"smartcar_fake: cannot listen on 127.0.0.1:{arguments.port}: {exc.strerror}")

@@ -32,15 +32,18 @@ class RequestIdMiddleware:
     """Give every request a UUID, exposed as ``request.state.request_id`` and ``SC-Request-Id``.
 
     Plain ASGI rather than ``BaseHTTPMiddleware``: cheaper, and it sees error responses too.
+    Every request is counted in ``fake.request_count`` (the world's summary reports it).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, fake: FakeSmartcar) -> None:
         self.app = app
+        self.fake = fake
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.fake.request_count += 1
         request_id = str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
 
@@ -109,4 +112,4 @@ def create_app(fake: FakeSmartcar) -> ASGIApp:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     # Wrapped outside FastAPI's own error middleware so even a crash's 500 carries the id.
-    return RequestIdMiddleware(app)
+    return RequestIdMiddleware(app, fake)

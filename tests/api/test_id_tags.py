@@ -64,7 +64,7 @@ async def test_id_tags_list_and_validation(api: httpx.AsyncClient) -> None:
     assert naive.status_code == 422 and naive.json()["field"] == "expiry_date"
 
 
-async def test_local_list_is_sent_in_full_with_a_growing_version(
+async def test_local_list_is_sent_in_full_with_a_version_above_the_chargers(
     api_system: CentralSystem, api: httpx.AsyncClient
 ) -> None:
     await api.post("/api/id-tags", json={"id_tag": "CARD-1"})
@@ -73,8 +73,12 @@ async def test_local_list_is_sent_in_full_with_a_growing_version(
     versions = []
     async with raw_charger(api_system.ocpp.port, "CP-LL") as charger:
         await charger.call_ok("BootNotification", BOOT)
-        for answer in ("Accepted", "VersionMismatch"):
+        # The charger holds version 41 (from another system); later it reports 0 (reset).
+        for charger_version, answer in ((41, "Accepted"), (0, "VersionMismatch")):
             push = asyncio.create_task(api.post("/api/charge-points/CP-LL/local-list"))
+            asked = await charger.receive()
+            assert asked[2:] == ["GetLocalListVersion", {}]
+            await charger.ws.send(json.dumps([3, asked[1], {"listVersion": charger_version}]))
             frame = await charger.receive()
             assert frame[:3] == [2, frame[1], "SendLocalList"]
             payload = frame[3]
@@ -90,9 +94,10 @@ async def test_local_list_is_sent_in_full_with_a_growing_version(
             body = response.json()
             assert (body["status"], body["entries"]) == (answer, 2)
             assert body["skipped_id_tags"] == ["A-TAG-LONGER-THAN-TWENTY-CHARS"]
-    assert versions[1] > versions[0] > 0
+    # Continues from the charger's 41, and never goes below what we pushed last.
+    assert versions == [42, 43]
     detail = (await api.get("/api/charge-points/CP-LL")).json()
-    assert detail["local_list"]["list_version"] == versions[1]
+    assert detail["local_list"]["list_version"] == 43
     assert detail["local_list"]["status"] == "VersionMismatch"
 
 

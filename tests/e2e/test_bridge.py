@@ -10,7 +10,7 @@ import asyncpg
 import structlog
 
 from csms.config import Settings
-from csms.domain.events import TransactionStarted
+from csms.domain.events import TransactionStopped
 from simulators.world import World
 from tests.conftest import TIMEOUT
 from tests.e2e.bridge_env import bridge_env, car, charger, one_car_linked
@@ -253,8 +253,18 @@ async def test_new_transaction_on_the_connector_closes_a_session_whose_stop_neve
             tx = await env.plug_in_until_charging(VIN_A)
             # The charger lost its transaction (no StopTransaction will ever come) and
             # starts another one on the same connector.
+            # The central system closes the forgotten one (tests/integration/
+            # test_transaction_integrity.py) and says so; the bridge rests on that.
             env.system.events.publish(
-                TransactionStarted("CP-A", 1, tx + 1000, "SOMEONE-ELSE", 0, datetime.now(UTC))
+                TransactionStopped(
+                    "CP-A",
+                    tx,
+                    0,
+                    "Superseded",
+                    datetime.now(UTC),
+                    closed_by_central_system=True,
+                    superseded_by=tx + 1000,
+                )
             )
             await env.wait_for(
                 "SELECT state = 'failed' FROM charging_sessions WHERE transaction_id = $1", tx

@@ -16,7 +16,13 @@ import pytest
 import structlog
 
 from csms.app import CentralSystem
-from csms.ocpp16.errors import CallErrorReceived, CommandTimeout, InvalidCommand, NotConnected
+from csms.ocpp16.errors import (
+    CallErrorReceived,
+    ChargerBusy,
+    CommandTimeout,
+    InvalidCommand,
+    NotConnected,
+)
 from tests.conftest import TIMEOUT
 from tests.ocpp_client import RawCharger, ocpp_charger, raw_charger
 
@@ -208,3 +214,208 @@ async def test_cli_command_talks_to_the_running_server(
     answer = json.loads(out)
     assert answer["configurationKey"][0]["key"] == "HeartbeatInterval"
     assert cp.received == [("GetConfiguration", {"key": ["HeartbeatInterval"]})]
+
+
+# --- the conversation rules: one CALL in flight, answers checked, delivery told apart -------
+
+
+async def _no_frame_within(charger: RawCharger, seconds: float) -> bool:
+    try:
+        async with asyncio.timeout(seconds):
+            await charger.ws.recv()
+    except TimeoutError:
+        return True
+    return False
+
+
+async def test_two_commands_at_once_go_out_one_after_the_other(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    async with raw_charger(system.ocpp.port, "CP-ONE") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        first = asyncio.create_task(system.commands.send("CP-ONE", "Reset", {"type": "Soft"}))
+        await asyncio.sleep(0)  # submitted in this order
+        second = asyncio.create_task(system.commands.send("CP-ONE", "ClearCache", {}))
+        call = await charger.receive()
+        assert call[2] == "Reset"
+        # OCPP-J 1.6 §4.1.1: nothing more until the Reset is answered.
+        assert await _no_frame_within(charger, 0.3 * TIMEOUT / 10)
+        assert not second.done()
+        await charger.ws.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+        next_call = await charger.receive()
+        assert next_call[2] == "ClearCache"
+        await charger.ws.send(json.dumps([3, next_call[1], {"status": "Rejected"}]))
+        assert await first == {"status": "Accepted"}
+        assert await second == {"status": "Rejected"}
+    rows = await db.fetch("SELECT action, outcome FROM commands ORDER BY id")
+    assert [(r["action"], r["outcome"]) for r in rows] == [
+        ("Reset", "answered"),
+        ("ClearCache", "answered"),
+    ]
+
+
+async def test_a_silent_charger_holds_up_its_queue_and_later_callers_fail_unsent(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    async with raw_charger(system.ocpp.port, "CP-MUTE") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        held = asyncio.create_task(
+            system.commands.send("CP-MUTE", "Reset", {"type": "Soft"}, timeout=0.8)
+        )
+        await asyncio.sleep(0)
+        waiting = asyncio.create_task(
+            system.commands.send("CP-MUTE", "ClearCache", {}, timeout=0.3)
+        )
+        call = await charger.receive()  # the Reset, never answered
+        with pytest.raises(ChargerBusy) as busy:
+            await waiting
+        assert busy.value.ahead == 1 and "not sent" in str(busy.value)
+        with pytest.raises(CommandTimeout):
+            await held
+        # The queue moves on: the next command goes out and is answered.
+        after = asyncio.create_task(system.commands.send("CP-MUTE", "ClearCache", {}))
+        next_call = await charger.receive()
+        assert next_call[2] == "ClearCache" and next_call[1] != call[1]
+        await charger.ws.send(json.dumps([3, next_call[1], {"status": "Accepted"}]))
+        assert await after == {"status": "Accepted"}
+    rows = await db.fetch("SELECT action, outcome FROM commands ORDER BY id")
+    assert [r["outcome"] for r in rows] == ["timeout", "queue_timeout", "answered"]
+
+
+async def test_each_calls_timeout_counts_from_when_it_was_sent(system: CentralSystem) -> None:
+    loop = asyncio.get_running_loop()
+    async with raw_charger(system.ocpp.port, "CP-SLOW") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        started = loop.time()
+        first = asyncio.create_task(
+            system.commands.send("CP-SLOW", "Reset", {"type": "Soft"}, timeout=1.0)
+        )
+        await asyncio.sleep(0)
+        second = asyncio.create_task(system.commands.send("CP-SLOW", "ClearCache", {}, timeout=1.5))
+        call = await charger.receive()
+        await asyncio.sleep(0.8)  # the Reset takes 0.8 s to answer
+        await charger.ws.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+        next_call = await charger.receive()
+        await asyncio.sleep(1.0)  # 1.8 s after the ClearCache was asked for, 1.0 s after sent
+        await charger.ws.send(json.dumps([3, next_call[1], {"status": "Accepted"}]))
+        assert await first == {"status": "Accepted"}
+        assert await second == {"status": "Accepted"}
+    assert loop.time() - started > 1.5
+
+
+async def test_lower_case_answer_is_normalised_and_logged_once(
+    system: CentralSystem, api_token: str
+) -> None:
+    base = f"http://127.0.0.1:{system.http_port}/api/charge-points/CP-LOW/commands"
+    with structlog.testing.capture_logs() as logs:
+        async with (
+            raw_charger(system.ocpp.port, "CP-LOW") as charger,
+            httpx.AsyncClient(
+                timeout=TIMEOUT, headers={"Authorization": f"Bearer {api_token}"}
+            ) as client,
+        ):
+            await charger.call_ok("BootNotification", BOOT)
+            answers = []
+            for _ in range(2):
+                request = asyncio.create_task(
+                    client.post(f"{base}/RemoteStartTransaction", json={"idTag": "T1"})
+                )
+                call = await charger.receive()
+                await charger.ws.send(json.dumps([3, call[1], {"status": "accepted"}]))
+                answers.append(await request)
+    assert [(a.status_code, a.json()) for a in answers] == [(200, {"status": "Accepted"})] * 2
+    kinds = [e["kind"] for e in logs if e["event"] == "ocpp.nonconforming"]
+    assert kinds == ["enum_case"]
+
+
+async def test_answer_missing_a_required_field_is_a_502_naming_it(
+    system: CentralSystem, db: asyncpg.Connection, api_token: str
+) -> None:
+    url = f"http://127.0.0.1:{system.http_port}/api/charge-points/CP-BAD/commands/Reset"
+    async with (
+        raw_charger(system.ocpp.port, "CP-BAD") as charger,
+        httpx.AsyncClient(timeout=TIMEOUT, headers={"Authorization": f"Bearer {api_token}"}) as c,
+    ):
+        await charger.call_ok("BootNotification", BOOT)
+        request = asyncio.create_task(c.post(url, json={"type": "Hard"}))
+        call = await charger.receive()
+        await charger.ws.send(json.dumps([3, call[1], {"state": "Accepted"}]))
+        response = await request
+    assert response.status_code == 502
+    body = response.json()
+    assert body["type"] == "urn:csms:problem:invalid-response"
+    assert body["field"] == "status" and "status" in body["detail"]
+    assert body["response"] == {"state": "Accepted"}
+    row = await db.fetchrow("SELECT outcome, response FROM commands")
+    assert row["outcome"] == "invalid_response"
+    assert json.loads(row["response"]) == {"state": "Accepted"}
+
+
+async def test_socket_closed_after_the_command_was_written_is_not_not_connected(
+    system: CentralSystem, db: asyncpg.Connection, api_token: str
+) -> None:
+    base = f"http://127.0.0.1:{system.http_port}/api/charge-points/CP-DROP/commands"
+    headers = {"Authorization": f"Bearer {api_token}"}
+    with structlog.testing.capture_logs() as logs:
+        async with httpx.AsyncClient(timeout=TIMEOUT, headers=headers) as client:
+            async with raw_charger(system.ocpp.port, "CP-DROP") as charger:
+                await charger.call_ok("BootNotification", BOOT)
+                sent = asyncio.create_task(
+                    client.post(f"{base}/RemoteStartTransaction", json={"idTag": "T1"})
+                )
+                call = await charger.receive()
+                assert call[2] == "RemoteStartTransaction"
+                queued = asyncio.create_task(system.commands.send("CP-DROP", "ClearCache", {}))
+                await asyncio.sleep(0.05)
+                await charger.ws.close()  # the charger got it, then vanished
+            response = await sent
+            with pytest.raises(NotConnected):  # queued behind it: never sent
+                await queued
+            offline = await client.post(f"{base}/RemoteStartTransaction", json={"idTag": "T1"})
+    assert response.status_code == 502
+    body = response.json()
+    assert body["type"] == "urn:csms:problem:connection-lost"
+    assert (body["outcome"], body["sent"]) == ("connection_lost", True)
+    assert offline.status_code == 409
+    assert offline.json()["type"] == "urn:csms:problem:not-connected"
+    assert offline.json()["sent"] is False
+    rows = await db.fetch("SELECT action, outcome FROM commands ORDER BY id")
+    assert [(r["action"], r["outcome"]) for r in rows] == [
+        ("RemoteStartTransaction", "connection_lost"),
+        ("ClearCache", "not_connected"),
+        ("RemoteStartTransaction", "not_connected"),
+    ]
+    failed = [e["outcome"] for e in logs if e["event"] == "ocpp.command_failed"]
+    assert failed == ["connection_lost", "not_connected", "not_connected"]
+
+
+@pytest.mark.parametrize(
+    ("key", "route"),
+    [
+        ("AuthorizationKey", "POST /api/charge-points/CP-KEY/security/password"),
+        ("authorizationkey", "POST /api/charge-points/CP-KEY/security/password"),
+        ("SecurityProfile", "PUT /api/charge-points/CP-KEY/security/profile"),
+    ],
+)
+async def test_security_keys_are_refused_on_the_generic_route(
+    system: CentralSystem, db: asyncpg.Connection, api_token: str, key: str, route: str
+) -> None:
+    url = f"http://127.0.0.1:{system.http_port}/api/charge-points/CP-KEY/commands"
+    async with (
+        ocpp_charger(system.ocpp.port, "CP-KEY") as cp,
+        httpx.AsyncClient(timeout=TIMEOUT, headers={"Authorization": f"Bearer {api_token}"}) as c,
+    ):
+        await cp.boot()
+        response = await c.post(
+            f"{url}/ChangeConfiguration", json={"key": key, "value": "0123456789abcdef0123"}
+        )
+        other = await c.post(f"{url}/GetConfiguration", json={"key": [key]})
+    assert response.status_code == 422
+    body = response.json()
+    assert (body["field"], body["route"]) == ("key", route)
+    assert route in body["detail"]
+    assert other.status_code == 200  # reading the key is fine
+    assert [a for a, _ in cp.received] == ["GetConfiguration"]
+    assert (
+        await db.fetchval("SELECT count(*) FROM commands WHERE action = 'ChangeConfiguration'") == 0
+    )

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.exceptions import InvalidStatus
 
 from csms.app import CentralSystem
+from csms.config import Settings
 from csms.db import id_tags
 from csms.metrics import Metrics, smartcar_endpoint
 from tests.ocpp_client import ocpp_charger
-from tests.ops.conftest import sample_energy, start_charging, stop_charging
+from tests.ops.conftest import report_status, sample_energy, start_charging, stop_charging
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -148,3 +153,73 @@ async def test_scrape_without_a_database_still_answers_and_says_so(
     assert value(scrape, "csms_metrics_database_ok") == 0
     assert value(scrape, "csms_transactions_active") is None  # no stale value
     assert value(scrape, "csms_ocpp_connected_charge_points") == 0
+
+
+def test_one_spelling_per_error_code_and_no_created_series() -> None:
+    metrics = Metrics()
+    metrics.call_error("FormatViolation")  # the 2.0 spelling
+    metrics.call_error("FormationViolation")
+    metrics.call_error("OccurrenceConstraintViolation", direction="in")
+    metrics.call_error("OccurenceConstraintViolation", direction="in")
+    metrics.auth_failed("http", "missing")
+    text = generate_latest(metrics.registry).decode()
+    get = metrics.registry.get_sample_value
+    assert get("csms_ocpp_call_errors_total", {"code": "FormationViolation", "direction": "out"})
+    assert (
+        get("csms_ocpp_call_errors_total", {"code": "FormationViolation", "direction": "out"}) == 2
+    )
+    code = "OccurenceConstraintViolation"
+    assert get("csms_ocpp_call_errors_total", {"code": code, "direction": "in"}) == 2
+    assert "FormatViolation" not in text and "OccurrenceConstraintViolation" not in text
+    assert "_created" not in text
+    build = [s for s in samples(text) if s[0] == "csms_build_info"]
+    assert len(build) == 1 and dict(build[0][1])["version"]
+
+
+async def test_scrape_counts_connector_statuses_auth_failures_and_http_routes(
+    system: CentralSystem, db: asyncpg.Connection, http: httpx.AsyncClient, api_token: str
+) -> None:
+    async with (
+        ocpp_charger(system.ocpp.port, "CP-S1") as first,
+        ocpp_charger(system.ocpp.port, "CP-S2") as second,
+    ):
+        for cp in (first, second):
+            await cp.boot()
+        await report_status(first, 1, "Available")
+        await report_status(second, 1, "Faulted")
+        await report_status(second, 2, "Available")
+        await report_status(second, 0, "Available")  # the charger itself: not a connector
+        assert (await http.get("/api/charge-points")).status_code == 401
+        authorised = {"Authorization": f"Bearer {api_token}"}
+        for charge_point_id in ("CP-S1", "CP-S2"):
+            answer = await http.get(f"/api/charge-points/{charge_point_id}", headers=authorised)
+            assert answer.status_code == 200
+        missing = await http.get("/api/charge-points/CP-NONE", headers=authorised)
+        assert missing.status_code == 404
+        response = await http.get("/metrics")
+    scrape = samples(response.text)
+    assert value(scrape, "csms_connectors", status="Available") == 2
+    assert value(scrape, "csms_connectors", status="Faulted") == 1
+    assert value(scrape, "csms_connectors", status="Charging") == 0
+    assert value(scrape, "csms_auth_failures_total", protocol="http", reason="missing") == 1
+    route = "/api/charge-points/{charge_point_id}"
+    assert value(scrape, "csms_http_requests_total", route=route, method="GET", status="2xx") == 2
+    assert value(scrape, "csms_http_requests_total", route=route, method="GET", status="4xx") == 1
+    # Labels carry the template, never a charger id.
+    assert "CP-S1" not in response.text
+
+
+async def test_refused_charger_handshakes_are_counted_by_reason(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    central = CentralSystem(replace(settings, security_profile=1))
+    await central.start()
+    try:
+        with pytest.raises(InvalidStatus):
+            async with ocpp_charger(central.ocpp.port, "CP-NOPASS"):
+                pass
+        get = central.metrics.registry.get_sample_value
+        labels = {"protocol": "ocpp", "reason": "no_credentials"}
+        assert get("csms_auth_failures_total", labels) == 1
+    finally:
+        await central.stop()

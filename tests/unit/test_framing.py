@@ -1,4 +1,4 @@
-"""OCPP-J framing (csms.ocpp16.framing): text in, typed messages out, and back."""
+"""OCPP-J framing (csms.ocppj.framing): text in, typed messages out, and back."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ocpp.exceptions import (
     ProtocolError,
 )
 
-from csms.ocpp16.framing import (
+from csms.ocppj.framing import (
     UNKNOWN_MESSAGE_ID,
     Call,
     CallError,

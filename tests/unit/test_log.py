@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+import sys
 from datetime import datetime, timedelta
 
 import pytest
@@ -180,3 +183,69 @@ def test_console_logging_renders_the_event_name(stderr: _Stderr) -> None:
     output = stderr.getvalue()
     assert "ocpp.boot_accepted" in output
     assert "CP-001" in output
+
+
+def test_standard_library_records_become_one_json_event_each(stderr: _Stderr) -> None:
+    configure_logging("json", "info")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        # What uvicorn logs for an exception no handler answered.
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI application\n")
+    logging.getLogger("asyncio").error("Task exception was never retrieved")
+    logging.getLogger("websockets.server").info("server listening")  # library chatter: out
+    # What logging.captureWarnings turns a warnings.warn into (pytest intercepts the real one).
+    logging.getLogger("py.warnings").warning("x.py:1: UserWarning: deprecated thing")
+
+    lines = stderr.getvalue().splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [e["event"] for e in events] == [
+        "http.unhandled_error",
+        "asyncio.loop_error",
+        "python.warning",
+    ]
+    unhandled = events[0]
+    assert unhandled["logger"] == "uvicorn.error" and unhandled["level"] == "error"
+    assert "RuntimeError: boom" in unhandled["exception"]
+    assert "deprecated thing" in events[2]["message"]
+
+
+UNHANDLED_APP = """
+import asyncio, socket, sys
+import httpx, uvicorn
+from fastapi import FastAPI
+from csms.log import configure_logging
+
+configure_logging("json", "info")
+app = FastAPI()
+
+@app.get("/crash")
+async def crash():
+    raise RuntimeError("a route that crashes")
+
+async def main():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    # The same uvicorn configuration as csms.app.
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(f"http://127.0.0.1:{sock.getsockname()[1]}/crash")
+    print(answer.status_code)
+    server.should_exit = True
+    await task
+
+asyncio.run(main())
+"""
+
+
+def test_an_unhandled_http_error_is_a_json_event_not_a_plain_traceback() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", UNHANDLED_APP], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "500", result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines()]  # every line is JSON
+    assert [e["event"] for e in events] == ["http.unhandled_error"]
+    assert "a route that crashes" in events[0]["exception"]
