@@ -17,14 +17,14 @@ from typing import Any
 
 from bench.load import LoadClient
 from bench.profile import Profiler
-from bench.servers import Database, ServerProcess
+from bench.servers import DEFAULT_SERVERS, Database, ServerProcess
 
 
 @dataclass
 class Options:
     quick: bool = False
     pin: bool = True
-    servers: tuple[str, ...] = ("ours", "reference", "raw")
+    servers: tuple[str, ...] = DEFAULT_SERVERS
     database: Database | None = None
     profile_dir: Path | None = None
     log_dir: Path | None = None

@@ -72,14 +72,21 @@ _SAMPLE_CLOCK = itertools.count()
 def meter_values(connector_id: int, entries: int, transaction_id: int | None = None) -> bytes:
     """MeterValues with ``entries`` meterValue elements of ten sampled values each.
 
-    Every frame gets its own timestamp, as real readings do: the central system stores an
-    identical resent payload once (a retransmission after a lost answer).
+    Every frame and every entry gets its own timestamp, as real readings do: the central
+    system stores a sampled value once per (timestamp, measurand, phase ...) key, so an
+    identical resent payload (a retransmission after a lost answer) is stored once.
     """
     moment = datetime.now(UTC) + timedelta(milliseconds=next(_SAMPLE_CLOCK))
-    stamp = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stamps = [
+        (moment + timedelta(microseconds=i)).isoformat(timespec="microseconds")
+        for i in range(entries)
+    ]
     payload: dict[str, Any] = {
         "connectorId": connector_id,
-        "meterValue": [{"timestamp": stamp, "sampledValue": _SAMPLES} for _ in range(entries)],
+        "meterValue": [
+            {"timestamp": stamp.replace("+00:00", "Z"), "sampledValue": _SAMPLES}
+            for stamp in stamps
+        ],
     }
     if transaction_id is not None:
         payload["transactionId"] = transaction_id

@@ -42,8 +42,9 @@ def run(options: Options) -> dict[str, Any]:
                 "client_cpu_share": round(phase["client_cpu_s"] / phase["elapsed"], 2),
                 **({"profile": profile} if profile else {}),
             }
-    results["ours_vs_reference"] = ratio(
-        results.get("ours", {}).get("round_trips_per_s"),
-        results.get("reference", {}).get("round_trips_per_s"),
-    )
+    for other in ("raw", "reference"):
+        results[f"ours_vs_{other}"] = ratio(
+            results.get("ours", {}).get("round_trips_per_s"),
+            results.get(other, {}).get("round_trips_per_s"),
+        )
     return results

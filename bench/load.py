@@ -3,12 +3,16 @@
 The bench's main process stays synchronous and only orchestrates; each worker owns a
 slice of the charger identities and an event loop. Commands:
 
-``connect``  open sockets, BootNotification, optionally one StatusNotification per connector
-``run``      a closed-loop workload (``heartbeat``, ``meter_values``, ``mixed``) for N seconds
-``close``    drop every socket
+``connect``           open sockets, BootNotification, optionally a StatusNotification per
+                      connector
+``run``               a closed-loop workload (``heartbeat``, ``meter_values``, ``mixed``)
+``prepare_sessions``  give each charger a place in its charging session (see ``run_sessions``)
+``run_sessions``      the paced, realistic mix: a MeterValues every ``interval`` s per charger
+``close``             drop every socket
 
 Every phase is bounded by a deadline; whatever is still running then is cancelled and
-counted as a timeout, never waited for.
+counted as a timeout, never waited for. Failures are counted by kind (``FAILURE_KINDS``):
+a CALLERROR answer is a failure as much as a reset socket.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import asyncio
 import multiprocessing
 import multiprocessing.connection
 import os
+import random
 import resource
 import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -30,6 +36,30 @@ from bench.wsclient import LeanConnection, open_connection
 
 Latencies = dict[str, array]
 Result = dict[str, Any]
+
+
+# Exception type -> the failure kind a row reports.
+FAILURE_KINDS = {
+    "ConnectionResetError": "reset",
+    "BrokenPipeError": "reset",
+    "ConnectionAbortedError": "reset",
+    "ConnectionRefusedError": "refused",
+    "Timeout": "timed_out",
+    "TimeoutError": "timed_out",
+    "CallErrorAnswer": "callerror",
+    "HandshakeRefused": "handshake_refused",
+    "HandshakeDropped": "handshake_dropped",
+}
+
+
+class CallErrorAnswer(Exception):
+    """The server answered a CALL with a CALLERROR."""
+
+
+def _checked(answer: bytes) -> bytes:
+    if answer[1:2] == b"4":
+        raise CallErrorAnswer(answer[:200].decode(errors="replace"))
+    return answer
 
 
 def raise_fd_limit() -> int:
@@ -49,6 +79,7 @@ class Worker:
         self.identities = identities
         self.connectors = connectors
         self.connections: dict[str, LeanConnection] = {}
+        self.sessions: dict[str, Session] = {}
 
     async def connect(self, with_status: bool, timeout: float, concurrency: int) -> Result:
         latencies: Latencies = {}
@@ -62,14 +93,14 @@ class Worker:
                 _record(latencies, "Connect", t0)
                 self.connections[identity] = connection
                 t0 = time.perf_counter()
-                answer = await connection.call(frames.boot(identity))
+                answer = _checked(await connection.call(frames.boot(identity)))
                 _record(latencies, "BootNotification", t0)
                 if b'"Accepted"' not in answer:
                     raise RuntimeError("boot not accepted")
                 if with_status:
                     for connector_id in range(self.connectors + 1):
                         t0 = time.perf_counter()
-                        await connection.call(frames.status(connector_id))
+                        _checked(await connection.call(frames.status(connector_id)))
                         _record(latencies, "StatusNotification", t0)
 
         started, cpu = time.monotonic(), time.process_time()
@@ -102,6 +133,62 @@ class Worker:
             "latencies": latencies,
         }
 
+    async def prepare_sessions(self, session_values: int, seed: int) -> Result:
+        """Place each charger somewhere in a session of ``session_values`` MeterValues.
+
+        Like a real fleet at any moment: most are charging (their StartTransaction is
+        sent now, before the measured window), a few are between sessions.
+        """
+        rng = random.Random(seed)
+        errors: Counter[str] = Counter()
+        self.sessions = {}
+
+        async def one(identity: str, connection: LeanConnection) -> None:
+            position = rng.randrange(session_values + 1)
+            session = Session(position=position)
+            if position < session_values:
+                answer = _checked(await connection.call(frames.start_transaction(1, TAG, 0)))
+                session.transaction_id = frames.transaction_id_of(answer)
+            self.sessions[identity] = session
+
+        ok = await _bounded(
+            [one(i, c) for i, c in self.connections.items()], 120.0, errors, limit=500
+        )
+        return {"ok": ok, "errors": dict(errors)}
+
+    async def run_sessions(
+        self, duration: float, interval: float, session_values: int, entries: int, seed: int
+    ) -> Result:
+        """The paced mix for ``duration`` s; latencies per action."""
+        latencies: Latencies = {}
+        errors: Counter[str] = Counter()
+        rng = random.Random(seed)
+        loop = asyncio.get_running_loop()
+        started, cpu = time.monotonic(), time.process_time()
+        deadline = loop.time() + duration
+        tasks = [
+            _session_loop(
+                connection,
+                self.sessions[identity],
+                latencies,
+                first_at=loop.time() + rng.uniform(0, interval),
+                deadline=deadline,
+                interval=interval,
+                session_values=session_values,
+                entries=entries,
+            )
+            for identity, connection in self.connections.items()
+            if identity in self.sessions
+        ]
+        await _bounded(tasks, duration + 15.0, errors)
+        return {
+            "cpu_s": time.process_time() - cpu,
+            "errors": dict(errors),
+            "started": started,
+            "finished": time.monotonic(),
+            "latencies": latencies,
+        }
+
     async def close(self) -> Result:
         for connection in self.connections.values():
             connection.close()
@@ -120,17 +207,31 @@ def _record(latencies: Latencies, action: str, t0: float) -> None:
 
 
 async def _bounded(
-    coroutines: list[Coroutine[Any, Any, None]], timeout: float, errors: Counter[str]
+    coroutines: list[Coroutine[Any, Any, None]],
+    timeout: float,
+    errors: Counter[str],
+    limit: int = 0,
 ) -> int:
-    """Run all; cancel what outlives ``timeout``. Returns how many finished without error."""
+    """Run all (at most ``limit`` at once); cancel what outlives ``timeout``.
+
+    Returns how many finished without error; counts the others in ``errors`` by kind.
+    """
     if not coroutines:
         return 0
+    if limit:
+        semaphore = asyncio.Semaphore(limit)
+
+        async def limited(coroutine: Coroutine[Any, Any, None]) -> None:
+            async with semaphore:
+                await coroutine
+
+        coroutines = [limited(c) for c in coroutines]
     tasks = [asyncio.ensure_future(c) for c in coroutines]
     done, pending = await asyncio.wait(tasks, timeout=timeout)
     for task in pending:
         task.cancel()
     if pending:
-        errors["Timeout"] += len(pending)
+        errors["timed_out"] += len(pending)
         await asyncio.wait(pending)
     ok = 0
     for task in done:
@@ -138,7 +239,8 @@ async def _bounded(
         if exc is None:
             ok += 1
         else:
-            errors[type(exc).__name__] += 1
+            name = type(exc).__name__
+            errors[FAILURE_KINDS.get(name, name)] += 1
     return ok
 
 
@@ -151,27 +253,26 @@ async def _heartbeats(
     while time.monotonic() < deadline:
         for _ in range(8):  # check the deadline every 8 calls, not every call
             t0 = clock()
-            await call(frame)
+            answer = await call(frame)
             append(clock() - t0)
+            if answer[1] == 52:  # b"4": a CALLERROR
+                _checked(answer)
 
 
 async def _meter_values(
     connection: LeanConnection, deadline: float, latencies: Latencies, entries: int
 ) -> None:
-    # A ring of distinct frames, built before the clock starts: no payload repeats within
-    # the last few a charger sent, so none is taken for a retransmission.
-    ring = [frames.meter_values(1, entries) for _ in range(16)]
+    # Every frame is new readings (its own timestamps), built outside the timed call: a
+    # repeated frame is a retransmission, stored once by the database's unique key, and
+    # would not add rows.
     samples = latencies.setdefault("MeterValues", array("d"))
     clock, call, append = time.perf_counter, connection.call, samples.append
-    sent = 0
     while time.monotonic() < deadline:
-        frame = ring[sent % len(ring)]
-        sent += 1
+        frame = frames.meter_values(1, entries)
         t0 = clock()
         answer = await call(frame)
         append(clock() - t0)
-        if answer[1:2] == b"4":
-            raise RuntimeError(f"CALLERROR: {answer[:200]!r}")
+        _checked(answer)
 
 
 async def _mixed(
@@ -189,7 +290,7 @@ async def _mixed(
         t0 = time.perf_counter()
         answer = await connection.call(frame)
         _record(latencies, action, t0)
-        return answer
+        return _checked(answer)
 
     while time.monotonic() < deadline:
         await timed("Heartbeat", frames.HEARTBEAT)
@@ -204,6 +305,70 @@ async def _mixed(
         await timed("StopTransaction", frames.stop_transaction(transaction_id, tag, meter))
         await timed("StatusNotification", available)
         await timed("Heartbeat", frames.HEARTBEAT)
+
+
+TAG = "BENCH0001"
+
+
+@dataclass(slots=True)
+class Session:
+    """Where one charger is in its charging session: MeterValues sent so far."""
+
+    position: int
+    transaction_id: int | None = None
+    meter_wh: int = 0
+
+
+async def _session_loop(
+    connection: LeanConnection,
+    session: Session,
+    latencies: Latencies,
+    *,
+    first_at: float,
+    deadline: float,
+    interval: float,
+    session_values: int,
+    entries: int,
+) -> None:
+    """One charger of the realistic mix, on its own clock (open loop, not closed).
+
+    Each tick (every ``interval`` s, desynchronised across chargers): a charger between
+    sessions plugs in (StatusNotification Preparing, StartTransaction, Charging); a
+    charging one sends MeterValues of ``entries`` x 10 sampled values; after
+    ``session_values`` of them it stops (StopTransaction, StatusNotification Available).
+    """
+    loop = asyncio.get_running_loop()
+    clock = time.perf_counter
+
+    async def timed(action: str, frame: bytes) -> bytes:
+        t0 = clock()
+        answer = await connection.call(frame)
+        _record(latencies, action, t0)
+        return _checked(answer)
+
+    at = first_at
+    while True:
+        await asyncio.sleep(max(at - loop.time(), 0.0))
+        if loop.time() >= deadline:
+            return
+        if session.transaction_id is None:
+            await timed("StatusNotification", frames.status(1, "Preparing"))
+            answer = await timed(
+                "StartTransaction", frames.start_transaction(1, TAG, session.meter_wh)
+            )
+            session.transaction_id = frames.transaction_id_of(answer)
+            session.position = 0
+            await timed("StatusNotification", frames.status(1, "Charging"))
+        else:
+            session.meter_wh += 200
+            await timed("MeterValues", frames.meter_values(1, entries, session.transaction_id))
+            session.position += 1
+            if session.position >= session_values:
+                stop = frames.stop_transaction(session.transaction_id, TAG, session.meter_wh)
+                await timed("StopTransaction", stop)
+                session.transaction_id = None
+                await timed("StatusNotification", frames.status(1, "Available"))
+        at += interval
 
 
 _WORKLOADS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {

@@ -30,6 +30,8 @@ class Profiler:
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Profiler:
+        if not PY_SPY.exists():
+            raise FileNotFoundError(f"{PY_SPY} is missing: pip install py-spy (make .venv does)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
             self._argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

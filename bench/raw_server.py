@@ -10,11 +10,16 @@ import argparse
 import asyncio
 import itertools
 import json
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+
+# Ours: csms/ocpp16/server.py. Every server in the bench gets the same storm settings.
+BACKLOG = 16384
+OPEN_TIMEOUT_S = 60.0
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _transaction_ids = itertools.count(1)
@@ -52,18 +57,31 @@ async def _main(port: int, backlog: int) -> None:
         subprotocols=["ocpp1.6"],  # type: ignore[list-item]
         compression=None,
         ping_interval=None,
+        open_timeout=OPEN_TIMEOUT_S,
         backlog=backlog,  # passed through to loop.create_server
     ):
         await asyncio.Future()
+
+
+def run(main: Coroutine[Any, Any, None], loop: str) -> None:
+    """Run ``main`` on ``loop`` ("uvloop", as ``csms serve`` does, or "asyncio")."""
+    factory = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(main)
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=9200)
     # A ceiling needs the listen queue a storm needs (asyncio defaults to 100).
-    parser.add_argument("--backlog", type=int, default=4096)
+    parser.add_argument("--backlog", type=int, default=BACKLOG)
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     args = parser.parse_args()
-    try:
-        asyncio.run(_main(args.port, args.backlog))
-    except KeyboardInterrupt:
-        pass
+    run(_main(args.port, args.backlog), args.loop)

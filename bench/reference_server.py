@@ -2,8 +2,8 @@
 
 The baseline our benchmarks compare against, so it is the bare, idiomatic library usage:
 an ``ocpp.v16.ChargePoint`` subclass with ``@on`` handlers, no persistence, served by
-``websockets.asyncio.server.serve``. Run it with ``python bench/reference_server.py --port 9100``
-or in-process::
+``websockets.asyncio.server.serve``, on uvloop like ours. Run it with
+``python -m bench.reference_server --port 9100 [--loop asyncio]`` or in-process::
 
     async with serve_reference() as port: ...           # bound to 127.0.0.1, ephemeral port
     async with ReferenceServer() as server: server.charge_points["SIM-0001"].call(...)
@@ -26,6 +26,8 @@ from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+
+from bench.raw_server import BACKLOG, OPEN_TIMEOUT_S, run
 
 log = logging.getLogger("bench.reference_server")
 
@@ -137,6 +139,10 @@ class ReferenceServer:
             self.host,
             self.port,
             subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            # Like with like: the listen queue and handshake timeout ours has for a
+            # storm (asyncio's backlog of 100 alone made its storms take 60 s).
+            backlog=BACKLOG,
+            open_timeout=OPEN_TIMEOUT_S,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -168,8 +174,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--heartbeat-interval", type=int, default=300)
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     args = parser.parse_args()
-    try:
-        asyncio.run(_main(args.port, args.heartbeat_interval))
-    except KeyboardInterrupt:
-        pass
+    run(_main(args.port, args.heartbeat_interval), args.loop)

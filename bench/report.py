@@ -1,12 +1,17 @@
-"""Readable tables of the figures: one row per figure, one column per server."""
+"""Readable tables of the figures: one row per figure, one column per server measured.
+
+The headline ratio is ours/raw (the same ``websockets`` on the same loop, doing nothing
+but answering); ours/ref is against the bare ``ocpp`` library. Every table ends with a
+``failures`` row (resets, refused, timed out, CALLERROR, handshakes refused or dropped,
+summed per server) and its title says FAILURES when that row is not all zero.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bench.profile import format_summary
-
-COLUMNS = ("ours", "reference", "raw")
+from bench.servers import SERVERS
 
 
 def _cell(value: Any) -> str:
@@ -19,10 +24,21 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def table(title: str, rows: list[tuple[str, dict[str, Any], Any]]) -> str:
-    """``rows``: (figure, {server: value}, ours/reference ratio)."""
-    header = ("figure", *COLUMNS, "ours/ref")
-    body = [(name, *(_cell(values.get(c)) for c in COLUMNS), _cell(r)) for name, values, r in rows]
+def _ratio(values: dict[str, Any], other: str) -> float | None:
+    ours, theirs = values.get("ours"), values.get(other)
+    if not isinstance(ours, int | float) or not isinstance(theirs, int | float) or not theirs:
+        return None
+    return round(ours / theirs, 2)
+
+
+def table(title: str, columns: list[str], rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """``rows``: (figure, {server: value}); ratio columns ours/raw and ours/ref added."""
+    ratios = ("raw", "reference")
+    header = ("figure", *columns, "ours/raw", "ours/ref")
+    body = [
+        (name, *(_cell(v.get(c)) for c in columns), *(_cell(_ratio(v, o)) for o in ratios))
+        for name, v in rows
+    ]
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
     lines = [f"== {title}", "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
@@ -33,9 +49,13 @@ def table(title: str, rows: list[tuple[str, dict[str, Any], Any]]) -> str:
     return "\n".join(lines)
 
 
-def _pick(results: dict[str, Any], *path: str) -> dict[str, Any]:
+def _columns(results: dict[str, Any]) -> list[str]:
+    return [s for s in SERVERS if isinstance(results.get(s), dict)]
+
+
+def _pick(results: dict[str, Any], columns: list[str], path: tuple[str, ...]) -> dict[str, Any]:
     values = {}
-    for server in COLUMNS:
+    for server in columns:
         node: Any = results.get(server)
         for key in path:
             node = node.get(key) if isinstance(node, dict) else None
@@ -43,19 +63,36 @@ def _pick(results: dict[str, Any], *path: str) -> dict[str, Any]:
     return values
 
 
-def _ratio(values: dict[str, Any]) -> float | None:
-    ours, reference = values.get("ours"), values.get("reference")
-    if not isinstance(ours, int | float) or not isinstance(reference, int | float) or not reference:
-        return None
-    return round(ours / reference, 2)
+def failures(node: Any) -> dict[str, int]:
+    """Every ``errors`` / ``errors_*`` dict under ``node``, summed by kind."""
+    found: dict[str, int] = {}
+    if not isinstance(node, dict):
+        return found
+    for key, value in node.items():
+        if key.startswith("errors") and isinstance(value, dict):
+            for kind, count in value.items():
+                found[kind] = found.get(kind, 0) + int(count)
+        elif isinstance(value, dict):
+            for kind, count in failures(value).items():
+                found[kind] = found.get(kind, 0) + count
+    return found
 
 
-def _rows(results: dict[str, Any], figures: list[tuple[str, tuple[str, ...]]]) -> list[Any]:
-    rows = []
-    for name, path in figures:
-        values = _pick(results, *path)
-        rows.append((name, values, _ratio(values)))
-    return rows
+def _table(title: str, results: dict[str, Any], figures: list[tuple[str, tuple[str, ...]]]) -> str:
+    columns = _columns(results)
+    rows = [(name, _pick(results, columns, path)) for name, path in figures]
+    by_server = {s: failures(results[s]) for s in columns}
+    rows.append(("failures", {s: sum(f.values()) for s, f in by_server.items()}))
+    failed = {s: f for s, f in by_server.items() if f}
+    if failed:
+        title += "  -- FAILURES"
+    text = table(title, columns, rows)
+    if failed:
+        text += "\n  failures by kind: " + "; ".join(
+            f"{s}: " + ", ".join(f"{k} {n:,}" for k, n in sorted(f.items()))
+            for s, f in failed.items()
+        )
+    return text
 
 
 def render(name: str, results: dict[str, Any]) -> str:
@@ -77,8 +114,9 @@ def render(name: str, results: dict[str, Any]) -> str:
         figures = [("baseline RSS MB", ("baseline_rss_mb",))]
         for n in results["steps"]:
             figures += [
-                (f"KB/charger @{n}", (f"kb_per_charger_{n}",)),
-                (f"RSS MB @{n}", (f"rss_mb_{n}",)),
+                (f"KB/charger @{n:,}", (f"kb_per_charger_{n}",)),
+                (f"connected @{n:,}", (f"connected_{n}",)),
+                (f"RSS MB @{n:,}", (f"rss_mb_{n}",)),
             ]
         figures.append(("peak RSS MB", ("peak_rss_mb",)))
     elif name == "storm":
@@ -87,8 +125,10 @@ def render(name: str, results: dict[str, Any]) -> str:
         for wave in ("first_contact", "reconnect"):
             figures += [
                 (f"{wave} s", (wave, "seconds")),
+                (f"{wave} server CPU s", (wave, "server_cpu_s")),
                 (f"{wave} answered", (wave, "answered")),
                 (f"{wave} connect p99 ms", (wave, "connect_p99_ms")),
+                (f"{wave} handshakes dropped (log)", (wave, "handshakes_dropped_logged")),
             ]
         figures.append(("peak RSS MB", ("peak_rss_mb",)))
     elif name == "meter_values":
@@ -103,46 +143,84 @@ def render(name: str, results: dict[str, Any]) -> str:
             ("p99 ms", ("p99_ms",)),
             ("server CPU us/value", ("server_cpu_us_per_value",)),
         ]
+    elif name == "mix":
+        return _render_sized(results, _mix_figures, _mix_title)
     elif name == "scale":
-        return _render_scale(results)
+        return _render_sized(results, _scale_figures, _scale_title)
+    elif name == "fuzz":
+        from bench.fuzz import render as render_fuzz
+
+        return render_fuzz(results)
     else:
         return f"== {name}: {results}"
-    text = table(title, _rows(results, figures))
-    errors = {s: results[s].get("errors") for s in COLUMNS if isinstance(results.get(s), dict)}
-    if any(errors.values()):
-        text += f"\n  errors: {errors}"
-    return text + _profiles(name, results)
+    return _table(title, results, figures) + _profiles(name, results)
 
 
-def _render_scale(results: dict[str, Any]) -> str:
+def _actions(by_server: dict[str, Any]) -> list[str]:
+    actions: set[str] = set()
+    for node in by_server.values():
+        if isinstance(node, dict):
+            actions.update(node.get("latency_ms", {}))
+    return sorted(actions)
+
+
+def _mix_title(results: dict[str, Any], n: int) -> str:
+    return (
+        f"mix: {n:,} chargers charging, MeterValues (10 values) every "
+        f"{results['interval_s']:.0f} s, sessions of {results['session_values']}, "
+        f"{results['duration_s']} s"
+    )
+
+
+def _mix_figures(by_server: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
+    figures = [
+        ("messages/s", ("messages_per_s",)),
+        ("p50 ms (all)", ("p50_ms",)),
+        ("p99 ms (all)", ("p99_ms",)),
+        ("our CPU us/message", ("server_cpu_us_per_message",)),
+        ("PostgreSQL CPU us/message", ("pg_cpu_us_per_message",)),
+        ("PostgreSQL commits/message", ("pg_commits_per_message",)),
+    ]
+    for action in _actions(by_server):
+        figures += [
+            (f"{action} n", ("latency_ms", action, "count")),
+            (f"{action} p50 ms", ("latency_ms", action, "p50_ms")),
+            (f"{action} p99 ms", ("latency_ms", action, "p99_ms")),
+        ]
+    return figures
+
+
+def _scale_title(results: dict[str, Any], n: int) -> str:
+    return f"scale: {n:,} charge points, closed-loop sessions for {results['duration_s']} s"
+
+
+def _scale_figures(by_server: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
+    figures = [
+        ("ramp s", ("ramp_s",)),
+        ("messages/s", ("messages_per_s",)),
+        ("peak KB/charge point", ("peak_kb_per_charge_point",)),
+        ("meter rows/s persisted", ("meter_rows_per_s",)),
+    ]
+    for action in _actions(by_server):
+        figures += [
+            (f"{action} p50 ms", ("latency_ms", action, "p50_ms")),
+            (f"{action} p99 ms", ("latency_ms", action, "p99_ms")),
+        ]
+    return figures
+
+
+def _render_sized(results: dict[str, Any], figures_of: Any, title_of: Any) -> str:
     parts = []
     for n in results["sizes"]:
         by_server = results[str(n)]
-        figures = [
-            ("ramp s", ("ramp_s",)),
-            ("messages/s", ("messages_per_s",)),
-            ("peak KB/charge point", ("peak_kb_per_charge_point",)),
-            ("meter rows/s persisted", ("meter_rows_per_s",)),
-        ]
-        actions = sorted(
-            by_server.get("reference", by_server.get("ours", {})).get("latency_ms", {})
-        )
-        for action in actions:
-            figures += [
-                (f"{action} p50 ms", ("latency_ms", action, "p50_ms")),
-                (f"{action} p99 ms", ("latency_ms", action, "p99_ms")),
-            ]
-        title = f"scale: {n:,} charge points, mixed sessions for {results['duration_s']} s"
-        parts.append(table(title, _rows(by_server, figures)))
-        errors = {s: by_server[s].get("errors") for s in COLUMNS if s in by_server}
-        if any(errors.values()):
-            parts.append(f"  errors: {errors}")
-    return "\n".join(parts)
+        parts.append(_table(title_of(results, n), by_server, figures_of(by_server)))
+        parts.append(_profiles(f"{n}", by_server).lstrip("\n"))
+    return "\n".join(p for p in parts if p)
 
 
 def _profiles(name: str, results: dict[str, Any]) -> str:
     text = ""
-    for server in COLUMNS:
+    for server in SERVERS:
         node = results.get(server)
         if not isinstance(node, dict):
             continue

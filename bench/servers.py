@@ -1,8 +1,13 @@
 """The servers under test, each a subprocess on a free 127.0.0.1 port, and their database.
 
-``ours``       ``python -m csms serve`` on a freshly created database
+``ours``       ``python -m csms serve`` on a freshly created database (uvloop)
 ``reference``  ``bench/reference_server.py``: the bare ``ocpp`` library, no persistence
 ``raw``        ``bench/raw_server.py``: ``websockets`` + ``json``, the ceiling for Python
+
+Like with like: the reference and raw servers run on uvloop, as ours does, with the
+same listen backlog and opening-handshake timeout; ``reference-asyncio`` and
+``raw-asyncio`` are the same servers on asyncio's default loop, for a second column.
+``CSMS_BENCH_OURS_ROOT`` runs ``ours`` from another checkout (a before/after profile).
 
 The database is a PostgreSQL given by ``--pg`` / ``CSMS_BENCH_PG``, else the local one on
 127.0.0.1:5432 if it answers, else an embedded server (``csms.db.embedded``) under a
@@ -26,9 +31,13 @@ from typing import IO
 import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVERS = ("ours", "reference", "raw")
+SERVERS = ("ours", "reference", "raw", "reference-asyncio", "raw-asyncio")
+DEFAULT_SERVERS = ("ours", "reference", "raw")
+
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-BENCH_DATABASE = "csms_bench"
+# One name per bench run: two runs on one PostgreSQL (a shared CI host) must not drop
+# each other's database.
+BENCH_DATABASE = f"csms_bench_{os.getpid()}"
 
 
 def free_port() -> int:
@@ -55,6 +64,7 @@ class Database:
         self._embedded: object | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.kind = "configured"
+        self._created = False
 
     def open(self) -> None:
         if self._admin_dsn is None and not self._force_embedded and _answers(LOCAL_PG):
@@ -71,11 +81,15 @@ class Database:
         """Drop and recreate the bench database; return its DSN."""
         assert self._admin_dsn is not None
         asyncio.run(_recreate(self._admin_dsn, BENCH_DATABASE))
+        self._created = True
         if self._embedded is not None:
             return str(self._embedded.dsn_for(BENCH_DATABASE))  # type: ignore[attr-defined]
         return _with_database(self._admin_dsn, BENCH_DATABASE)
 
     def close(self) -> None:
+        if self._admin_dsn is not None and self._embedded is None and self._created:
+            with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
+                asyncio.run(_drop(self._admin_dsn, BENCH_DATABASE))
         if self._embedded is not None:
             self._embedded.close()  # type: ignore[attr-defined]
             self._embedded = None
@@ -102,6 +116,14 @@ async def _recreate(admin_dsn: str, name: str) -> None:
         # Identifiers cannot be bound parameters; ``name`` is our constant.
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def _drop(admin_dsn: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_dsn, timeout=10)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await connection.close()
 
@@ -169,11 +191,11 @@ class ServerProcess:
 
     def _command(self) -> tuple[list[str], dict[str, str]]:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        if self.kind == "reference":
-            script = str(ROOT / "bench" / "reference_server.py")
-            return [sys.executable, script, "--port", str(self.port)], env
-        if self.kind == "raw":
-            return [sys.executable, "-m", "bench.raw_server", "--port", str(self.port)], env
+        kind, _, loop = self.kind.partition("-")
+        if kind in ("reference", "raw"):
+            module = f"bench.{kind}_server"
+            argv = [sys.executable, "-m", module, "--port", str(self.port)]
+            return [*argv, "--loop", loop or "uvloop"], env
         assert self._database is not None
         self.dsn = self._database.fresh()
         env.update(
@@ -191,9 +213,12 @@ class ServerProcess:
         argv, env = self._command()
         self._log = open(self._log_dir / f"bench-{self.kind}-{self.port}.log", "wb")
         cpus = self._cpus
+        root = ROOT
+        if self.kind == "ours":
+            root = Path(os.environ.get("CSMS_BENCH_OURS_ROOT", ROOT))
         self._process = subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -207,6 +232,16 @@ class ServerProcess:
                 return
             time.sleep(0.05)
         raise TimeoutError(f"{self.kind} server not listening after {timeout}s")
+
+    def count_log_events(self, event: str) -> int:
+        """How many JSON log lines of ours name ``event`` (e.g. dropped handshakes)."""
+        if self._log is None:
+            return 0
+        self._log.flush()
+        needle = f'"event": "{event}"'.encode()
+        compact = f'"event":"{event}"'.encode()
+        data = Path(self._log.name).read_bytes()
+        return data.count(needle) + data.count(compact)
 
     def log_tail(self, lines: int = 20) -> str:
         if self._log is None:
@@ -236,3 +271,40 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:  # ended between listing and reading
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_sample(dsn: str) -> dict[str, float]:
+    """What PostgreSQL did for our database so far: its transactions and backends' CPU.
+
+    ``xact_commit`` counts every transaction PostgreSQL committed in the database,
+    read-only ones included; CPU is user + system time of the backends serving it
+    (from ``/proc``, so PostgreSQL must run on this machine), not the shared WAL writer
+    and checkpointer. Our own sampling connection is left out of the CPU.
+    """
+
+    async def sample() -> dict[str, float]:
+        connection = await asyncpg.connect(dsn, timeout=10)
+        try:
+            own = await connection.fetchval("SELECT pg_backend_pid()")
+            pids = await connection.fetchval(
+                "SELECT array_agg(pid) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            commits = await connection.fetchval(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            )
+        finally:
+            await connection.close()
+        cpu = sum(_process_cpu_seconds(pid) for pid in pids or [] if pid != own)
+        # Our three statements are transactions too; leave them out.
+        return {"commits": float(commits) - 3, "cpu_s": cpu}
+
+    return asyncio.run(sample())

@@ -33,6 +33,10 @@ class HandshakeRefused(Exception):
     """The server did not answer the upgrade with 101 Switching Protocols."""
 
 
+class HandshakeDropped(ConnectionError):
+    """The server closed the socket before answering the upgrade (e.g. its open_timeout)."""
+
+
 def client_frame(text: str | bytes, opcode: int = _OP_TEXT) -> bytes:
     """A complete, masked (with a zero key), final client frame carrying ``text``."""
     payload = text.encode() if isinstance(text, str) else text
@@ -66,10 +70,15 @@ class LeanConnection(asyncio.Protocol):
         transport.write(self._request)  # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        error = exc or ConnectionResetError("connection closed")
+        error: Exception = exc or ConnectionResetError("connection closed")
+        if not self._upgraded and not self.opened.done():
+            error = HandshakeDropped(f"closed during the opening handshake: {exc}")
         for future in (self.opened, self._waiter):
             if future is not None and not future.done():
                 future.set_exception(error)
+                # Whoever waited may have given up (its deadline passed): no
+                # "exception was never retrieved" noise; a waiter still gets it.
+                future.exception()
         if not self.closed.done():
             self.closed.set_result(None)
 

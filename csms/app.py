@@ -7,9 +7,9 @@ import contextlib
 import functools
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
@@ -17,7 +17,7 @@ import uvicorn
 
 from csms.config import Settings
 from csms.db import charge_points, id_tags
-from csms.db.batch import BatchWriter
+from csms.db.batch import BatchWriter, GroupCommit
 from csms.db.charge_points import Presence, flush_boots, flush_new_charge_points
 from csms.db.connectors import flush_statuses
 from csms.db.embedded import EmbeddedPostgres
@@ -108,23 +108,18 @@ class CentralSystem:
         await migrate_database(self.dsn)
         self.pool = await create_pool(self.dsn)
         self.presence = Presence(self.pool, self.node_id)
+        # One group commit for all hot writers: what arrives together commits together.
+        group = GroupCommit("hot_writes", self.pool)
         self.new_charge_points = BatchWriter(
-            "new_charge_points", self.pool, flush_new_charge_points, max_rows=5000
+            "new_charge_points", self.pool, flush_new_charge_points, max_rows=5000, group=group
         )
-        self.boots = BatchWriter("boots", self.pool, flush_boots, max_rows=1000)
+        self.boots = BatchWriter("boots", self.pool, flush_boots, max_rows=1000, group=group)
+        rows = settings.write_batch_rows
         self.statuses = BatchWriter(
-            "statuses",
-            self.pool,
-            flush_statuses,
-            max_rows=settings.write_batch_rows,
-            max_delay=settings.write_batch_seconds,
+            "statuses", self.pool, flush_statuses, max_rows=rows, group=group
         )
         self.meter_values = BatchWriter(
-            "meter_values",
-            self.pool,
-            flush_meter_values,
-            max_rows=settings.write_batch_rows,
-            max_delay=settings.write_batch_seconds,
+            "meter_values", self.pool, flush_meter_values, max_rows=rows, group=group
         )
         for writer in self._writers:
             writer.start()
@@ -191,7 +186,7 @@ class CentralSystem:
         return bridge
 
     @property
-    def _writers(self) -> tuple[BatchWriter, ...]:  # type: ignore[type-arg]
+    def _writers(self) -> tuple[BatchWriter[Any], ...]:
         return (self.new_charge_points, self.boots, self.statuses, self.meter_values)
 
     async def _mark_all_disconnected(self) -> None:
@@ -223,8 +218,10 @@ class CentralSystem:
         if self.bridge is not None:
             from smartcar_bridge.dashboard import outcomes_since
             from smartcar_bridge.http import create_router
+            from smartcar_bridge.http_plug_ins import create_router as plug_in_router
 
             routers.append(create_router(self.bridge))
+            routers.append(plug_in_router(self.bridge))
             sections["bridge"] = functools.partial(outcomes_since, self.bridge.pool)
         else:
             from csms.http.routes_bridge_off import create_router as bridge_off_router
@@ -273,8 +270,8 @@ class CentralSystem:
         except CommandError:
             pass  # logged by the command service; the charger will boot on its own schedule
 
-    def _spawn(self, coroutine: object) -> None:
-        task = asyncio.create_task(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -295,8 +292,9 @@ class CentralSystem:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.dashboard_feed is not None:
             await self.dashboard_feed.close()
-        if getattr(self, "bridge", None) is not None:
-            await self.bridge.close()
+        bridge = getattr(self, "bridge", None)  # absent when start() failed early
+        if bridge is not None:
+            await bridge.close()
         if hasattr(self, "security"):
             await self.security.close()
         if hasattr(self, "pool"):

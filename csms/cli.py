@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -114,6 +115,9 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         try:
             await system.start()
+            # What start-up built (imports, pools, caches) lives as long as we do: out of
+            # the collector's sight, so a full collection walks only the chargers' objects.
+            gc.freeze()
         except OPERATIONAL_ERRORS as exc:
             # A port in use, a database out of reach, missing or refusing the user: one
             # line, and stop what started (an embedded PostgreSQL must not outlive us).
@@ -126,8 +130,21 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
             await system.stop()
         return 0
 
+    tune_gc()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(run())
+
+
+# A server holding 10,000 connections has millions of long-lived objects and allocates
+# a few hundred per message: at the default gen-0 threshold (700) the collector ran
+# every few messages and was the top frame of a reconnect storm's profile (32 % self).
+# Cycles are rare in our per-message garbage (frames and dicts freed by refcount), so
+# collecting young objects every 50,000 allocations costs ~100 MB at worst, never cycles.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -209,8 +209,8 @@ def show_charger(cli: CliSettings, args: argparse.Namespace, charge_point_id: st
     if args.json:
         print(json.dumps(body, indent=2))
         return 0
-    fields = ("id", "registration_status", "connected", "vendor", "model", "serial_number")
-    fields += ("firmware_version", "first_seen_at", "last_boot_at", "last_seen_at")
+    fields: tuple[str, ...] = ("id", "registration_status", "connected", "vendor", "model")
+    fields += ("serial_number", "firmware_version", "first_seen_at", "last_boot_at", "last_seen_at")
     for name in fields:
         print(f"{name:<20} {_cell(body.get(name))}")
     print(f"{'active transactions':<20} {_cell(body['active_transaction_ids'])}")
@@ -226,8 +226,8 @@ def _sessions(cli: CliSettings, args: argparse.Namespace) -> int:
         "id_tag": args.id_tag,
         "limit": args.limit,
     }
-    columns = ("id", "charge_point_id", "connector_id", "id_tag", "start_timestamp")
-    columns += ("stop_timestamp", "energy_wh", "active")
+    columns: tuple[str, ...] = ("id", "charge_point_id", "connector_id", "id_tag")
+    columns += ("start_timestamp", "stop_timestamp", "energy_wh", "active")
     return _get_list(cli, args, "/api/transactions", params, columns, None)
 
 

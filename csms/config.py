@@ -55,6 +55,15 @@ class BridgeSettings:
     rate_bucket_size: int = 120
     rate_refill_per_minute: float = 2.0
     session_call_budget: int = 12
+    # Plug-and-charge matching (README "Plug-and-charge"): a car is a candidate for a
+    # plug-in only if its own plug-in is within match_window of the charger's Preparing;
+    # a plug-in waits match_settle for its neighbours' Preparing before a direct match;
+    # a confirmation start waits confirm_timeout for a candidate to charge, reading the
+    # candidates every confirm_poll.
+    match_window: float = 120.0
+    match_settle: float = 3.0
+    confirm_timeout: float = 120.0
+    confirm_poll: float = 10.0
     # Vehicles API v3 (smartcar-api.md §14): app token from iam, Management API webhooks.
     api_version: str = "3"
     v3_api_url: str = "https://vehicle.api.smartcar.com/v3"
@@ -79,10 +88,8 @@ class Settings:
     command_timeout: float = 30.0
     ws_ping_interval: float = 60.0
     ws_ping_timeout: float = 300.0
-    # Group commit: a batch of meter values / status rows is written when it
-    # reaches this many rows or this age, whichever comes first.
+    # Group commit (csms/db/batch.py): the most rows of one writer in one transaction.
     write_batch_rows: int = 5000
-    write_batch_seconds: float = 0.02
     bridge: BridgeSettings | None = None
     # Charger security (csms/security); see _security_settings.
     security_profile: int = 0
@@ -185,6 +192,10 @@ def _bridge_settings(reader: _Reader) -> BridgeSettings | None:
         session_call_budget=reader.integer(
             "CSMS_BRIDGE_SESSION_CALL_BUDGET", defaults.session_call_budget, minimum=1
         ),
+        match_window=reader.seconds("CSMS_BRIDGE_MATCH_WINDOW", defaults.match_window),
+        match_settle=reader.seconds("CSMS_BRIDGE_MATCH_SETTLE", defaults.match_settle),
+        confirm_timeout=reader.seconds("CSMS_BRIDGE_CONFIRM_TIMEOUT", defaults.confirm_timeout),
+        confirm_poll=reader.seconds("CSMS_BRIDGE_CONFIRM_POLL", defaults.confirm_poll),
         api_version=reader.choice(
             "SMARTCAR_API_VERSION", defaults.api_version, SMARTCAR_API_VERSIONS
         ),

@@ -183,7 +183,7 @@ class OcppTraffic(Collector):
             if not count:
                 continue  # 30-odd idle actions would be noise in every scrape
             messages.add_metric([action, "in"], count)
-            cumulative, buckets = 0, []
+            cumulative, buckets = 0.0, []
             for bound, bucket in zip((*CALL_BUCKETS, float("inf")), counts, strict=True):
                 cumulative += bucket
                 buckets.append((_le(bound), cumulative))

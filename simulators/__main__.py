@@ -21,9 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import structlog
 
 from simulators.smartcar_fake.state import FakeConfig
+from simulators.world_drivers import choose_drivers, fetch_plug_ins, plug_in_report, set_up
 from simulators.world_runner import WorldRunner, build_world, card_for
 from simulators.world_traffic import ScenarioFileError, parse_scenario
 
@@ -70,6 +72,16 @@ def _parser() -> argparse.ArgumentParser:
         "--redirect-uri", action="append", help="registered redirect URI (repeatable)"
     )
     world.add_argument(
+        "--csms-api",
+        help="the central system's HTTP base URL: set charger locations, link the drivers' "
+        "cars, and report every plug-in's outcome (needs --api-token)",
+    )
+    world.add_argument("--api-token", help="an operator token for --csms-api")
+    world.add_argument(
+        "--link-share", type=float, default=0.95, help="share of cars whose driver links them"
+    )
+    world.add_argument("--unpaid", type=int, default=1, help="linked cars whose account can't pay")
+    world.add_argument(
         "--login-all",
         action="store_true",
         help="Connect authorises every car of the world (one driver owning them all)",
@@ -88,10 +100,14 @@ def _world_shape(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--connectors", type=int, help="connectors per charger (default: mixed)")
     parser.add_argument("--dc-share", type=float, help="share of DC chargers (default: ~0.2)")
+    parser.add_argument("--chargers-per-site", type=int, help="default: 8")
 
 
 def _cards(args: argparse.Namespace) -> int:
-    world = build_world(args.chargers, args.vehicles, args.seed, args.connectors, args.dc_share)
+    world = build_world(
+        args.chargers, args.vehicles, args.seed, args.connectors, args.dc_share,
+        args.chargers_per_site,
+    )  # fmt: skip
     for vin in world.vehicles:
         print(card_for(vin))
     return 0
@@ -136,6 +152,8 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
         mean_dwell_s=args.dwell,
         rfid_share=args.rfid_share,
         charger_config=config,
+        chargers_per_site=args.chargers_per_site,
+        traffic_paused=args.csms_api is not None,
         smartcar_config=FakeConfig(
             client_id=args.client_id,
             client_secret=args.client_secret,
@@ -146,6 +164,8 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
         data = json.loads(args.scenario.read_text())
         runner.add_scenario(parse_scenario(data, list(runner.world.vehicles)))
     timed_out = False
+    api = _api(args)
+    drivers = choose_drivers(runner.world, args.link_share, args.unpaid, args.seed)
     # Ctrl-C (or SIGTERM) ends the simulated day early: the summary still comes, no traceback.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -156,6 +176,10 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
             if args.login_all:
                 runner.smartcar.fake.login(*runner.world.vehicles)
             print(f"fake Smartcar API at {runner.smartcar.api_url}", file=sys.stderr, flush=True)
+        if api is not None and runner.smartcar is not None:
+            await runner.wait_booted(_REAL_SLACK_S)
+            await set_up(api, runner.world, runner.smartcar, drivers)
+        runner.resume_traffic()
         try:
             async with asyncio.timeout(bound_s):
                 await _until_stopped(runner.run_for(args.duration), stop)
@@ -164,11 +188,22 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
         except TimeoutError:
             timed_out = True
         summary = runner.summary()
+        if api is not None:
+            # Decisions still open (a window not yet passed) are reported as pending.
+            summary["bridge"] = plug_in_report(await fetch_plug_ins(api), runner.sessions, drivers)
+            await api.aclose()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
     summary["timed_out"] = timed_out
     summary["interrupted"] = stop.is_set()
     return summary
+
+
+def _api(args: argparse.Namespace) -> httpx.AsyncClient | None:
+    if args.csms_api is None:
+        return None
+    headers = {"Authorization": f"Bearer {args.api_token}"} if args.api_token else {}
+    return httpx.AsyncClient(base_url=args.csms_api, headers=headers, timeout=30.0)
 
 
 async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
@@ -181,8 +216,8 @@ async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -
         for pending in (task, stopped):
             pending.cancel()
         await asyncio.gather(task, stopped, return_exceptions=True)
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
+    if task.done() and not task.cancelled() and (failure := task.exception()) is not None:
+        raise failure
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -204,6 +239,26 @@ def format_summary(s: dict[str, Any]) -> str:
     lines += [f"    {message}" for message in s["error_messages"]]
     if s.get("smartcar_url"):
         lines.append(f"  Smartcar fake {s['smartcar_url']}: {s['smartcar_requests']} requests")
+    bridge = s.get("bridge")
+    if bridge:
+        o, latency = bridge["outcomes"], bridge["remote_start_latency_s"]
+        lines.append(
+            f"  plug-ins recorded by the bridge {bridge['plug_ins_recorded']} "
+            f"(paying {bridge['paying_plug_ins']}, unlinked {bridge['unlinked_plug_ins']}): "
+            f"matched {o['matched']}, confirmed {o['confirmed']}, no match {o['no_match']}, "
+            f"unpaid {o['unpaid']}, at target {o['at_target']}, unconfirmed {o['unconfirmed']}, "
+            f"dropped {o['dropped']}, pending {o['pending'] + o['confirming']}, "
+            f"wrong {bridge['wrong']}"
+        )
+        lines.append(
+            f"  plug-in -> RemoteStart: median {latency['median']} s, max {latency['max']} s "
+            f"over {latency['count']} starts"
+        )
+        for outcome, spread in bridge["remote_start_latency_by_outcome_s"].items():
+            lines.append(
+                f"    {outcome}: median {spread['median']} s, max {spread['max']} s "
+                f"({spread['count']})"
+            )
     if s.get("timed_out"):
         lines.append("  (stopped by the real-time bound)")
     if s.get("interrupted"):

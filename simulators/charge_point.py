@@ -17,6 +17,7 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.frames import Frame, Opcode
+from websockets.typing import Subprotocol
 
 from simulators.cp_config import ConfigStore
 from simulators.cp_connector import EV, Connector, Electrics
@@ -188,7 +189,7 @@ class ChargePoint(Session):
             try:
                 ws = await connect(
                     self._url,
-                    subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                    subprotocols=[Subprotocol("ocpp1.6")],
                     compression=None,  # chargers do not deflate; zlib costs ~300 KB/socket
                     open_timeout=self.open_timeout_s,
                     ping_interval=self.ping_interval_s,

@@ -246,10 +246,12 @@ class World:
             listener(vehicle, charger_id, connector_id, plugged)
 
     @classmethod
-    def generate(cls, chargers: int, vehicles: int, seed: int | None = None) -> World:
+    def generate(
+        cls, chargers: int, vehicles: int, seed: int | None = None, per_site: int | None = None
+    ) -> World:
         """A reproducible random world: chargers grouped in sites, a mixed fleet of cars."""
         rng = random.Random(seed)
-        charger_list = _generate_chargers(rng, chargers)
+        charger_list = _generate_chargers(rng, chargers, per_site or _CHARGERS_PER_SITE)
         return cls(_generate_vehicles(rng, vehicles, charger_list), charger_list)
 
 
@@ -347,16 +349,16 @@ def _random_vin(rng: random.Random, wmi: str, year: int) -> str:
     return draft[:8] + vin_check_digit(draft) + draft[9:]
 
 
-def _generate_chargers(rng: random.Random, count: int) -> list[Charger]:
+def _generate_chargers(rng: random.Random, count: int, per_site: int) -> list[Charger]:
     chargers = []
-    sites = max(1, math.ceil(count / _CHARGERS_PER_SITE))
+    sites = max(1, math.ceil(count / per_site))
     centres = []
     for site in range(sites):
         city_lat, city_lon = _CITIES[site % len(_CITIES)]
         # Sites spread over ~10 km around the city; chargers on a site within ~50 m.
         centres.append((city_lat + rng.uniform(-0.05, 0.05), city_lon + rng.uniform(-0.07, 0.07)))
     for n in range(count):
-        lat, lon = centres[n // _CHARGERS_PER_SITE]
+        lat, lon = centres[n // per_site]
         dc = rng.random() < 0.2
         chargers.append(
             Charger(

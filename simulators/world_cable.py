@@ -25,9 +25,10 @@ def build_world(
     seed: int | None,
     connectors: int | None = None,
     dc_share: float | None = None,
+    per_site: int | None = None,
 ) -> World:
     """``World.generate``, with every charger's connector count and the DC share overridden."""
-    world = World.generate(chargers, vehicles, seed)
+    world = World.generate(chargers, vehicles, seed, per_site)
     if connectors is None and dc_share is None:
         return world
     rng = random.Random(f"{seed}:layout")

@@ -67,8 +67,12 @@ class WorldRunner:
         scenario: Sequence[ScriptedEvent] = (),
         charger_config: dict[str, str] | None = None,
         call_timeout_s: float = 10.0,
+        traffic_paused: bool = False,
+        chargers_per_site: int | None = None,
     ) -> None:
-        self.world = world or build_world(chargers, vehicles, seed, connectors, dc_share)
+        self.world = world or build_world(
+            chargers, vehicles, seed, connectors, dc_share, chargers_per_site
+        )
         self.clock = SimClock(speed, start or datetime.now(UTC) - timedelta(hours=1))
         self.stats = Stats(seed)
         self.charge_points: dict[str, ChargePoint] = {
@@ -106,6 +110,10 @@ class WorldRunner:
         self._exit = AsyncExitStack()
         self._sim_start: datetime | None = None
         self._closing = False
+        # Arrivals and scripted events wait (the drivers are still linking their cars);
+        # their times count from resume_traffic().
+        self._traffic_paused = traffic_paused
+        self._traffic_offset_s = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -190,6 +198,12 @@ class WorldRunner:
     @property
     def booted(self) -> int:
         return sum(cp.registration == "Accepted" for cp in self.charge_points.values())
+
+    def resume_traffic(self) -> None:
+        """Start arrivals and scripted events now (``traffic_paused`` held them back)."""
+        if self._traffic_paused:
+            self._traffic_paused = False
+            self._traffic_offset_s = self.elapsed_s
 
     # -- what drivers and operators do --------------------------------------------------------
 
@@ -280,9 +294,14 @@ class WorldRunner:
         while True:
             await asyncio.sleep(step)
             now_s = self.elapsed_s
-            while self._scenario and self._scenario[0].at <= now_s and not self._closing:
+            traffic_s = now_s - self._traffic_offset_s
+            while (
+                self._scenario
+                and self._scenario[0].at <= traffic_s
+                and not (self._closing or self._traffic_paused)
+            ):
                 self._guarded(self._run_scripted, self._scenario.pop(0))
-            for arrival in self._arrival_process.due(now_s):
+            for arrival in () if self._traffic_paused else self._arrival_process.due(traffic_s):
                 if not self._closing:
                     self._guarded(self._arrive, arrival)
             for session in [s for s in self._active.values() if _leaving(s, now_s)]:

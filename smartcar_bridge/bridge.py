@@ -82,6 +82,7 @@ class Bridge:
             events=events,
             settings=settings,
             clock=clock,
+            register_id_tag=register_id_tag,
         )
 
     def _vehicle_api(

@@ -332,9 +332,9 @@ def error_from_response(
         return _from_status(status, _redact(data.strip()[:200], secrets), retry_after)
     data = _v3_error(data)
     if "type" not in data and "error" in data and "error_description" in data:
-        cls = _oauth_class(grant_type, status, str(data["error"]))
+        oauth_cls = _oauth_class(grant_type, status, str(data["error"]))
         description = _redact(str(data.get("error_description") or ""), secrets)
-        return cls(str(data["error"]), description, status=status)
+        return oauth_cls(str(data["error"]), description, status=status)
     if not isinstance(data.get("type"), str):
         text = str(data.get("description") or data.get("message") or "")
         return _from_status(status, _redact(text, secrets), retry_after)
@@ -374,6 +374,10 @@ def _retired(status: int, error_type: str | None, code: Any) -> bool:
     return status == 410 or (error_type == "RESOURCE_NOT_FOUND" and code == "VERSION")
 
 
+def _mapping_or_empty(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _v3_error(data: Mapping[str, Any]) -> Mapping[str, Any]:
     """A v3 JSON:API error (``{"errors": [{...}]}``, §8) in the v2 field names.
 
@@ -384,8 +388,8 @@ def _v3_error(data: Mapping[str, Any]) -> Mapping[str, Any]:
     if not isinstance(errors, list) or not errors or not isinstance(errors[0], Mapping):
         return data
     first = errors[0]
-    links = first.get("links") if isinstance(first.get("links"), Mapping) else {}
-    meta = first.get("meta") if isinstance(first.get("meta"), Mapping) else {}
+    links = _mapping_or_empty(first.get("links"))
+    meta = _mapping_or_empty(first.get("meta"))
     return {
         "type": first.get("type"),
         "code": first.get("code"),

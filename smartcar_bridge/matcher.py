@@ -1,122 +1,176 @@
-"""Reads what the candidates' Smartcar data says right after a plug-in and asks the pure
-matching rules (``matching.py``) which car it was. Retries within a bounded time: a car's
-cloud often reports the plug a few seconds after the charger does."""
+"""What the linked cars' Smartcar data says about their own plug-ins, for the set matcher.
+
+Many plug-ins are decided at once and each reads the cars: reads of one car are shared
+(one request in flight per car, a fresh reading reused for ``reuse_for`` seconds), so ten
+simultaneous plug-ins cost one read per car, not ten. Every reading updates the car's
+plug interval in the database (:func:`observe`), which is what ``matching.relate`` uses.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from csms.log import mask_vin
 from smartcar_bridge import store
-from smartcar_bridge.matching import Candidate, MatchResult, PlugEvent, match_vehicle
+from smartcar_bridge.matching import Car
 from smartcar_bridge.vehicle_access import VehicleAccess
 
 _CONCURRENT_READS = 8
-_FIRST_RETRY_S = 3.0
 
 
-class Matcher:
+@dataclass(slots=True, frozen=True)
+class PlugInterval:
+    """When the car's own plug-in happened: after ``unplugged_at``, by ``plugged_at``."""
+
+    unplugged_at: datetime | None
+    plugged_at: datetime | None
+    data_at: datetime | None
+
+
+def observe(previous: PlugInterval, plugged_in: bool, data_at: datetime) -> PlugInterval:
+    """Pure: the interval after one more reading (data older than what we have is ignored)."""
+    if previous.data_at is not None and data_at < previous.data_at:
+        return previous
+    if not plugged_in:
+        unplugged = data_at
+        if previous.unplugged_at is not None and previous.unplugged_at > data_at:
+            unplugged = previous.unplugged_at
+        return PlugInterval(unplugged, None, data_at)
+    plugged = previous.plugged_at if previous.plugged_at is not None else data_at
+    return PlugInterval(previous.unplugged_at, plugged, data_at)
+
+
+def cable_event(plugged_in: bool, at: datetime) -> PlugInterval:
+    """Pure: a ``Charge.IsChargingCableConnected`` change reported at ``oemUpdatedAt``."""
+    return PlugInterval(at, at if plugged_in else None, at)
+
+
+@dataclass(slots=True)
+class _Reading:
+    plugged_in: bool | None
+    charging: bool
+    data_at: datetime | None
+    latitude: float | None
+    longitude: float | None
+    read_at: float  # loop time
+
+
+class CarWatch:
+    """Reads cars' charge status (shared, bounded) and keeps their plug intervals."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
         access: VehicleAccess,
         clock: Callable[[], datetime],
-        give_up_after: float,
+        reuse_for: float,
     ) -> None:
         self._pool = pool
         self._access = access
         self._clock = clock
-        self._give_up_after = give_up_after
+        self._reuse_for = reuse_for
         self._reads = asyncio.Semaphore(_CONCURRENT_READS)
+        self._inflight: dict[int, asyncio.Future[_Reading]] = {}
+        self._latest: dict[int, _Reading] = {}
 
-    async def find(
-        self, charge_point_id: str, connector_id: int, at: datetime, log: Any
-    ) -> store.Vehicle | None:
-        """The vehicle plugged in at this connector, or None (logged with the reason)."""
+    async def cars(
+        self,
+        vehicles: Sequence[store.Vehicle],
+        claimed: dict[int, str],
+        log: Any,
+        *,
+        with_location: bool,
+    ) -> list[Car]:
+        """Every vehicle as a ``matching.Car``, read now (or very recently)."""
+        readings = await asyncio.gather(*(self._read(v, log, with_location) for v in vehicles))
+        fresh = {v.id: v for v in await store.match_vehicles(self._pool, [v.id for v in vehicles])}
+        cars = []
+        for vehicle, reading in zip(vehicles, readings, strict=True):
+            known = fresh.get(vehicle.id, vehicle)
+            cars.append(
+                Car(
+                    vehicle_id=vehicle.id,
+                    plugged_in=reading.plugged_in,
+                    data_at=reading.data_at,
+                    unplugged_at=known.unplugged_seen_at,
+                    plugged_at=known.plugged_seen_at,
+                    latitude=reading.latitude if reading.latitude is not None else known.latitude,
+                    longitude=(
+                        reading.longitude if reading.longitude is not None else known.longitude
+                    ),
+                    charging=reading.charging,
+                    claimed=claimed.get(vehicle.id) == "session",
+                    in_confirmation=claimed.get(vehicle.id) == "confirmation",
+                )
+            )
+        return cars
+
+    async def record(self, vehicle_id: int, interval: PlugInterval) -> None:
+        """A fact learnt elsewhere (a webhook, the car's connector going Available)."""
+        self._latest.pop(vehicle_id, None)
+        await store.set_plug_interval(self._pool, vehicle_id, interval, force=True)
+
+    async def _read(self, vehicle: store.Vehicle, log: Any, with_location: bool) -> _Reading:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._give_up_after
-        delay = _FIRST_RETRY_S
-        location = await store.charger_location(self._pool, charge_point_id)
-        event = PlugEvent(
-            charge_point_id,
-            connector_id,
-            at,
-            location[0] if location else None,
-            location[1] if location else None,
-        )
-        while True:
-            result, vehicles, unreadable = await self._attempt(event, log)
-            if result.outcome == "matched":
-                vehicle = vehicles[result.vehicle_id]  # type: ignore[index]
-                log.info(
-                    "bridge.vehicle_matched",
-                    vin=mask_vin(vehicle.vin),
-                    account_id=vehicle.account_id,
-                    reason=result.reason,
-                    candidates=len(result.candidates),
-                )
-                return vehicle
-            if result.outcome == "ambiguous":
-                log.warning(
-                    "bridge.ambiguous_match",
-                    reason=result.reason,
-                    vins=[mask_vin(vehicles[v].vin) for v in result.finalists],
-                )
-                return None
-            if loop.time() + delay > deadline:
-                log.info(
-                    "bridge.no_match",
-                    reason=result.reason,
-                    candidates=len(result.candidates),
-                    unreadable=unreadable,
-                )
-                return None
-            await asyncio.sleep(delay)
-            delay *= 2
+        latest = self._latest.get(vehicle.id)
+        if latest is not None and loop.time() - latest.read_at <= self._reuse_for:
+            if not with_location or latest.plugged_in is not True or latest.latitude is not None:
+                return latest
+        pending = self._inflight.get(vehicle.id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[_Reading] = loop.create_future()
+        self._inflight[vehicle.id] = future
+        try:
+            reading = await self._fetch(vehicle, log, with_location)
+            future.set_result(reading)
+            self._latest[vehicle.id] = reading
+            return reading
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters see it, the loop does not log it
+            raise
+        finally:
+            self._inflight.pop(vehicle.id, None)
 
-    async def _attempt(
-        self, event: PlugEvent, log: Any
-    ) -> tuple[MatchResult, dict[int, store.Vehicle], int]:
-        vehicles = {v.id: v for v in await store.match_candidates(self._pool)}
-        readings = await asyncio.gather(
-            *(self._read(vehicle, event, log) for vehicle in vehicles.values())
-        )
-        candidates = [c for c in readings if c is not None]
-        unreadable = len(readings) - len(candidates)
-        return match_vehicle(event, candidates), vehicles, unreadable
-
-    async def _read(self, vehicle: store.Vehicle, event: PlugEvent, log: Any) -> Candidate | None:
+    async def _fetch(self, vehicle: store.Vehicle, log: Any, with_location: bool) -> _Reading:
+        loop = asyncio.get_running_loop()
         async with self._reads:
             status = await self._access.charge_status(vehicle, log)
-            if status is None:
-                return None
             location = None
-            if status.is_plugged_in and event.has_location:
+            # A plugged car's position places it; an unknown position is read once, so a
+            # car whose cloud is slow later is still known to be elsewhere.
+            unknown = vehicle.latitude is None
+            if status is not None and with_location and (status.is_plugged_in or unknown):
                 location = await self._access.location(vehicle, log)
-        now = self._clock()
-        await store.record_plug_state(
-            self._pool,
-            vehicle.id,
+        if status is None:
+            return _Reading(None, False, None, None, None, loop.time())
+        # SC-Data-Age is when the car recorded it; without it, when we received it.
+        data_at = status.meta.data_age or status.meta.received_at or self._clock()
+        previous = PlugInterval(
+            vehicle.unplugged_seen_at, vehicle.plugged_seen_at, vehicle.plug_data_at
+        )
+        interval = observe(previous, status.is_plugged_in, data_at)
+        await store.set_plug_interval(self._pool, vehicle.id, interval)
+        if location is not None:
+            await store.set_location(self._pool, vehicle.id, location.latitude, location.longitude)
+        return _Reading(
             status.is_plugged_in,
-            now,
+            status.state == "CHARGING",
+            data_at,
             location.latitude if location else None,
             location.longitude if location else None,
+            loop.time(),
         )
-        since = vehicle.plugged_in_changed_at if vehicle.last_plugged_in else None
-        if status.is_plugged_in and vehicle.last_plugged_in is False:
-            since = now
-        return Candidate(
-            vehicle_id=vehicle.id,
-            vin=vehicle.vin,
-            is_plugged_in=status.is_plugged_in,
-            charge_state=status.state,
-            latitude=location.latitude if location else vehicle.latitude,
-            longitude=location.longitude if location else vehicle.longitude,
-            plugged_in_since=since,
-            previously_plugged_in=vehicle.last_plugged_in,
-        )
+
+    async def charging(self, vehicle: store.Vehicle, log: Any) -> bool | None:
+        """The car's charge state now (for a confirmation start): never a cached reading."""
+        async with self._reads:
+            status = await self._access.charge_status(vehicle, log)
+        self._latest.pop(vehicle.id, None)
+        return None if status is None else status.state == "CHARGING"

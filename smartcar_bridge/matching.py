@@ -1,50 +1,60 @@
-"""Pure: which linked vehicle was just plugged in at a connector.
+"""Pure: which linked car is on which freshly plugged connector, decided for all at once.
 
-When a connector reports StatusNotification ``Preparing`` (cable in), the bridge reads the
-Smartcar charge status of every candidate vehicle (linked to an account with valid payment) and
-asks :func:`match_vehicle` which one it is. No I/O and no clock: the event carries its time.
+No I/O and no clock: the caller passes ``now`` and what it knows of every plug-in and car.
 
-Matching one plug-in event (:func:`match_vehicle`):
+A **plug-in** is one plug cycle of a connector: it began when the connector reported
+Preparing (``at``) and ends at the next Available, Finishing or Preparing (``ended_at``).
+A **car** is a linked car with what its Smartcar data says: plugged in or not, and when
+(``data_at`` is ``SC-Data-Age``, the time the car recorded it, else when we read it). From
+successive readings the caller keeps the interval in which the car's own plug-in happened:
+``unplugged_at`` (the latest data showing it unplugged, before it showed plugged) and
+``plugged_at`` (the earliest data showing it plugged since); a
+``Charge.IsChargingCableConnected`` webhook sets both to its ``oemUpdatedAt``.
 
-1. Drop vehicles already charging in another of our sessions, and vehicles that do not report
-   plugged in (``isPluggedIn`` is false or could not be read).
-2. If the charger's location is known, drop vehicles whose known location is farther than
-   ``max_distance_m`` from it (great-circle distance), allowing ``location_accuracy_m`` for
-   the error of a car's reported position. Vehicles with an unknown location stay: they
-   cannot be excluded.
-3. If more than one remains, prefer the vehicles that were just plugged in: we saw them change
-   from unplugged to plugged within ``recent_window`` of the event (either side, so a small
-   clock skew does no harm), or they read unplugged just before this reading. If that leaves
-   one, it is the match.
-4. If more than one still remains and the charger's location is known, prefer the vehicles
-   whose location is known (and so near, by step 2) over those whose location is unknown.
-5. Exactly one vehicle left: matched. None: no match. More than one: ambiguous; we never
-   guess, the session is not started for any of them.
+How a car relates to one plug-in (:func:`relate`), with ``W`` the match window:
 
-Several near-simultaneous events (:func:`assign_matches`) are resolved together so that a car
-is never given to two connectors:
+1. *Excluded* when it is claimed by a session, already charging, known
+   to be farther than ``max_distance_m`` from a charger whose location is known, shown
+   plugged in before ``at - W`` (plugged in long before), or shown unplugged after
+   ``at + W`` or after the plug-in ended (it plugged in later, elsewhere).
+2. *Undetermined* when another plug-in's confirmation start holds it (it may be released),
+   when its state could not be read, or its data shows it unplugged but is
+   older than the plug-in (data older than the event says nothing about it): a slow car
+   cloud. It may still turn out to be the car.
+3. Otherwise, plugged in consistently with the plug-in: a *candidate*. Data fresher than
+   ``at`` showing it unplugged excludes it (step 1 via ``unplugged_at``).
 
-1. Match every event on its own (steps 1-5), without the vehicles already assigned.
-2. A vehicle matched by exactly one event is assigned to it, and removed from the candidates
-   of every other event; those are matched again (back to 1) until nothing changes.
-3. A vehicle matched by more than one event is assigned to none of them: they all end
-   ambiguous (it is plugged in at one of those connectors at most, and we cannot tell which).
+Deciding a set of pending plug-ins (:func:`decide`):
+
+0. A plug-in younger than ``settle`` waits (its neighbours' Preparing may be on the way);
+   its candidates stay contested for the others.
+1. A plug-in whose only candidate is a car that is no other plug-in's candidate, and which
+   has no undetermined car, is *matched* to it. Its car leaves every other plug-in's
+   relations and the rule is applied again until nothing changes.
+2. A plug-in with neither candidates nor undetermined cars has *no match* (yet: the caller
+   retries until the window has passed, then gives up).
+3. A plug-in with a car held by another plug-in's confirmation waits for it to resolve.
+   A plug-in with undetermined cars *waits* for fresher data, until ``now > at + W``; after
+   that, if it has candidates it goes to confirmation (never to a guess), else it waits on.
+4. Every other plug-in has candidates that cannot be told apart: it goes to *confirmation*
+   together with every plug-in that shares a candidate with it (its group). A charger with
+   no known location has every plugged-in car of the fleet as candidate, so it is matched
+   directly only when time leaves exactly one car anywhere.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 # Mean Earth radius (IUGG), metres: the haversine error against WGS-84 is < 0.5 %.
 EARTH_RADIUS_M = 6_371_008.8
 
-MatchOutcome = Literal["matched", "no_match", "ambiguous"]
-EventKey = tuple[str, int]
-"""``(charge_point_id, connector_id)``: one connector, one plug-in at a time."""
+Relation = Literal["candidate", "undetermined", "excluded"]
+Outcome = Literal["matched", "no_match", "wait", "confirm"]
 
 
 def _require_aware(name: str, value: datetime | None) -> None:
@@ -53,45 +63,20 @@ def _require_aware(name: str, value: datetime | None) -> None:
 
 
 @dataclass(slots=True, frozen=True)
-class Candidate:
-    """A linked vehicle as read just after the plug-in, with what we knew of it before."""
+class PlugIn:
+    """One plug cycle of a connector, identified by ``id`` (the plug-in's record)."""
 
-    vehicle_id: int
-    vin: str
-    is_plugged_in: bool | None  # None: the charge status could not be read
-    charge_state: str | None = None  # CHARGING / FULLY_CHARGED / NOT_CHARGING; for logs
-    latitude: float | None = None
-    longitude: float | None = None
-    plugged_in_since: datetime | None = None  # when we saw it go unplugged -> plugged
-    previously_plugged_in: bool | None = None  # its state before this reading
-    in_session: bool = False  # already charging in another of our sessions
-
-    def __post_init__(self) -> None:
-        _require_aware("plugged_in_since", self.plugged_in_since)
-
-    @property
-    def has_location(self) -> bool:
-        return self.latitude is not None and self.longitude is not None
-
-
-@dataclass(slots=True, frozen=True)
-class PlugEvent:
-    """A connector reported Preparing (cable plugged in) at ``at``; location of the charger."""
-
+    id: int
     charge_point_id: str
     connector_id: int
     at: datetime
     latitude: float | None = None
     longitude: float | None = None
+    ended_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.at, datetime):
-            raise ValueError(f"at must be a datetime, got {self.at!r}")
         _require_aware("at", self.at)
-
-    @property
-    def key(self) -> EventKey:
-        return (self.charge_point_id, self.connector_id)
+        _require_aware("ended_at", self.ended_at)
 
     @property
     def has_location(self) -> bool:
@@ -99,14 +84,39 @@ class PlugEvent:
 
 
 @dataclass(slots=True, frozen=True)
-class MatchResult:
-    """The decision for one event and why, for the session and for the log."""
+class Car:
+    """A linked car as its Smartcar data describes it (see the module docstring)."""
 
-    outcome: MatchOutcome
-    vehicle_id: int | None
-    candidates: tuple[int, ...]  # every vehicle considered, in the order given
-    finalists: tuple[int, ...]  # the vehicles still possible when deciding
-    reason: str  # short, snake_case, for a log field
+    vehicle_id: int
+    plugged_in: bool | None  # None: could not be read
+    data_at: datetime | None = None
+    unplugged_at: datetime | None = None
+    plugged_at: datetime | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    charging: bool = False
+    claimed: bool = False  # in a session
+    in_confirmation: bool = False  # claimed by another plug-in's confirmation start
+
+    def __post_init__(self) -> None:
+        for name in ("data_at", "unplugged_at", "plugged_at"):
+            _require_aware(name, getattr(self, name))
+
+    @property
+    def has_location(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
+
+
+@dataclass(slots=True, frozen=True)
+class Decision:
+    """What to do for one plug-in now, and why (``reason`` is a snake_case log field)."""
+
+    outcome: Outcome
+    reason: str
+    vehicle_id: int | None = None
+    candidates: tuple[int, ...] = ()
+    undetermined: tuple[int, ...] = ()
+    group: tuple[int, ...] = ()  # confirm: the plug-ins resolved together, earliest first
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -119,143 +129,185 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
-def _distance_m(event: PlugEvent, candidate: Candidate) -> float | None:
-    """Metres from the charger to the car, or None when either location is unknown."""
-    lat1, lon1 = event.latitude, event.longitude
-    lat2, lon2 = candidate.latitude, candidate.longitude
-    if lat1 is None or lon1 is None or lat2 is None or lon2 is None:
-        return None
-    return haversine_m(lat1, lon1, lat2, lon2)
+def _far(plug: PlugIn, car: Car, limit_m: float) -> bool:
+    if plug.latitude is None or plug.longitude is None:
+        return False
+    if car.latitude is None or car.longitude is None:
+        return False  # an unknown position cannot exclude a car
+    return haversine_m(plug.latitude, plug.longitude, car.latitude, car.longitude) > limit_m
 
 
-def _just_plugged_in(candidate: Candidate, at: datetime, recent_window: timedelta) -> bool:
-    if candidate.previously_plugged_in is False:
-        return True
-    since = candidate.plugged_in_since
-    return since is not None and abs(since - at) <= recent_window
+def relate(
+    plug: PlugIn, car: Car, *, window: timedelta, max_distance_m: float = 175.0
+) -> tuple[Relation, str]:
+    """How ``car`` relates to ``plug`` (module docstring, steps 1-3), and why."""
+    if car.claimed:
+        return "excluded", "claimed"
+    if car.in_confirmation:
+        # It may be found on another connector, or released: this plug-in waits for it.
+        return "undetermined", "in_confirmation"
+    if car.charging:
+        return "excluded", "already_charging"
+    if _far(plug, car, max_distance_m):
+        return "excluded", "elsewhere"
+    latest = plug.at + window if plug.ended_at is None else min(plug.at + window, plug.ended_at)
+    if car.unplugged_at is not None and car.unplugged_at > latest:
+        return "excluded", "plugged_in_later"
+    if car.plugged_in is None:
+        return "undetermined", "unreadable"
+    if not car.plugged_in:
+        if car.data_at is None or car.data_at < plug.at:
+            return "undetermined", "data_older_than_plug_in"
+        return "excluded", "not_plugged_in"
+    if car.plugged_at is not None and car.plugged_at < plug.at - window:
+        return "excluded", "plugged_in_long_before"
+    return "candidate", "timed" if car.unplugged_at is not None else "plugged_in"
 
 
-def _ids(candidates: Iterable[Candidate]) -> tuple[int, ...]:
-    return tuple(c.vehicle_id for c in candidates)
-
-
-def match_vehicle(
-    event: PlugEvent,
-    candidates: Sequence[Candidate],
+def decide(
+    plugs: Sequence[PlugIn],
+    cars: Iterable[Car],
     *,
-    max_distance_m: float = 150.0,
-    recent_window: timedelta = timedelta(minutes=10),
-    location_accuracy_m: float = 25.0,
-) -> MatchResult:
-    """Which of ``candidates`` was plugged in at ``event``'s connector (module docstring)."""
-    if max_distance_m < 0 or location_accuracy_m < 0:
-        raise ValueError("max_distance_m and location_accuracy_m must not be negative")
-    considered = _ids(candidates)
+    now: datetime,
+    window: timedelta,
+    settle: timedelta = timedelta(0),
+    max_distance_m: float = 175.0,
+) -> dict[int, Decision]:
+    """Decide every pending plug-in together (module docstring); keyed by plug-in id.
 
-    def result(outcome: MatchOutcome, finalists: Sequence[Candidate], reason: str) -> MatchResult:
-        vehicle_id = finalists[0].vehicle_id if outcome == "matched" else None
-        return MatchResult(outcome, vehicle_id, considered, _ids(finalists), reason)
-
-    # Step 1: free and plugged in.
-    remaining = [c for c in candidates if not c.in_session and c.is_plugged_in is True]
-    if not remaining:
-        return result("no_match", (), "none_plugged_in")
-
-    # Step 2: not known to be elsewhere.
-    if event.has_location:
-        limit = max_distance_m + location_accuracy_m
-        remaining = [c for c in remaining if (d := _distance_m(event, c)) is None or d <= limit]
-        if not remaining:
-            return result("no_match", (), "none_nearby")
-    if len(remaining) == 1:
-        return result("matched", remaining, "only_plugged_in_nearby")
-
-    # Step 3: prefer a fresh unplugged -> plugged transition.
-    recent = [c for c in remaining if _just_plugged_in(c, event.at, recent_window)]
-    if len(recent) == 1:
-        return result("matched", recent, "recently_plugged_in")
-    if recent:
-        remaining = recent
-
-    # Step 4: prefer known (and so near) locations over unknown ones.
-    if event.has_location:
-        located = [c for c in remaining if c.has_location]
-        if len(located) == 1:
-            return result("matched", located, "only_known_location_nearby")
-        if located:
-            remaining = located
-
-    # Step 5: never guess.
-    return result("ambiguous", remaining, "several_plugged_in_nearby")
-
-
-def _match_unassigned(
-    event: PlugEvent,
-    candidates: Sequence[Candidate],
-    assigned: Mapping[int, EventKey],
-    **options: Any,
-) -> MatchResult:
-    """match_vehicle() without the vehicles already given to other connectors."""
-    free = [c for c in candidates if c.vehicle_id not in assigned]
-    found = match_vehicle(event, free, **options)
-    if found.outcome == "no_match" and len(free) < len(candidates):
-        found = replace(found, reason="assigned_to_other_connector")
-    # Report every vehicle considered, including those another connector took.
-    return replace(found, candidates=_ids(candidates))
-
-
-def assign_matches(
-    events: Sequence[PlugEvent],
-    candidates_by_event: Mapping[EventKey, Sequence[Candidate]],
-    *,
-    max_distance_m: float = 150.0,
-    recent_window: timedelta = timedelta(minutes=10),
-    location_accuracy_m: float = 25.0,
-) -> dict[EventKey, MatchResult]:
-    """Match near-simultaneous events together; a vehicle goes to one connector at most.
-
-    An event missing from ``candidates_by_event`` has no candidates. The rule is in the module
-    docstring; the result does not depend on the order of ``events``.
+    A plug-in younger than ``settle`` waits: its neighbours' Preparing may still be on the
+    way, and a car is matched only against every plug-in it could belong to.
     """
-    keys = [event.key for event in events]
-    if len(set(keys)) != len(keys):
-        raise ValueError("events must not repeat a connector")
-    by_key = {event.key: event for event in events}
-    assigned: dict[int, EventKey] = {}
-    decided: dict[EventKey, MatchResult] = {}
-    pending: dict[EventKey, MatchResult] = {}
+    _require_aware("now", now)
+    if len({p.id for p in plugs}) != len(plugs):
+        raise ValueError("plug-ins must not repeat")
+    car_list = list(cars)
+    candidates: dict[int, set[int]] = {p.id: set() for p in plugs}
+    undetermined: dict[int, set[int]] = {p.id: set() for p in plugs}
+    held: set[int] = set()  # plug-ins with a car held by another's confirmation start
+    for plug in plugs:
+        for car in car_list:
+            relation, reason = relate(plug, car, window=window, max_distance_m=max_distance_m)
+            if relation == "candidate":
+                candidates[plug.id].add(car.vehicle_id)
+            elif relation == "undetermined":
+                undetermined[plug.id].add(car.vehicle_id)
+                if reason == "in_confirmation":
+                    held.add(plug.id)
 
-    while True:
-        pending = {
-            key: _match_unassigned(
-                by_key[key],
-                candidates_by_event.get(key, ()),
-                assigned,
-                max_distance_m=max_distance_m,
-                recent_window=recent_window,
-                location_accuracy_m=location_accuracy_m,
+    decided: dict[int, Decision] = {}
+    settling = {p.id for p in plugs if now < p.at + settle}
+    _match_unique(plugs, candidates, undetermined, decided, settling)
+    for plug_id in settling:
+        decided[plug_id] = Decision(
+            "wait", "settling", None, _sorted(candidates[plug_id]), _sorted(undetermined[plug_id])
+        )
+    by_id = {p.id: p for p in plugs}
+    rest = [p for p in plugs if p.id not in decided]
+    confirming: list[int] = []
+    for plug in rest:
+        cands, unknown = candidates[plug.id], undetermined[plug.id]
+        if not cands and not unknown:
+            decided[plug.id] = Decision("no_match", "no_candidate")
+        elif plug.id in held:
+            # A confirmation elsewhere will find that car or release it: soon, and surely.
+            decided[plug.id] = Decision(
+                "wait", "waiting_for_confirmation", None, _sorted(cands), _sorted(unknown)
             )
-            for key in keys
-            if key not in decided
-        }
-        claims: dict[int, list[EventKey]] = {}
-        for key, found in pending.items():
-            if found.vehicle_id is not None:
-                claims.setdefault(found.vehicle_id, []).append(key)
+        elif unknown and (not cands or now <= plug.at + window):
+            decided[plug.id] = Decision(
+                "wait", "waiting_for_car_data", None, _sorted(cands), _sorted(unknown)
+            )
+        else:
+            confirming.append(plug.id)
+    for group in _groups(confirming, candidates):
+        ordered = tuple(sorted(group, key=lambda i: (by_id[i].at, i)))
+        for plug_id in ordered:
+            reason = "indistinguishable" if len(candidates[plug_id]) > 1 else "contested"
+            if undetermined[plug_id]:
+                reason = "car_data_missing"
+            decided[plug_id] = Decision(
+                "confirm",
+                reason,
+                None,
+                _sorted(candidates[plug_id]),
+                _sorted(undetermined[plug_id]),
+                ordered,
+            )
+    return {p.id: decided[p.id] for p in plugs}
+
+
+def _match_unique(
+    plugs: Sequence[PlugIn],
+    candidates: dict[int, set[int]],
+    undetermined: dict[int, set[int]],
+    decided: dict[int, Decision],
+    settling: set[int],
+) -> None:
+    """Step 1: a car and a plug-in that only have each other are matched, repeatedly.
+
+    A settling plug-in is never matched here but still contests its candidates."""
+    progress = True
+    while progress:
         progress = False
-        for vehicle_id, claimants in claims.items():
-            if len(claimants) == 1:
-                assigned[vehicle_id] = claimants[0]
-                decided[claimants[0]] = pending.pop(claimants[0])
-                progress = True
-        if not progress:
-            break
+        for plug in plugs:
+            if plug.id in decided or plug.id in settling:
+                continue
+            if len(candidates[plug.id]) != 1 or undetermined[plug.id]:
+                continue
+            (vehicle_id,) = candidates[plug.id]
+            rivals = [
+                other
+                for other in plugs
+                if other.id != plug.id
+                and other.id not in decided
+                and (vehicle_id in candidates[other.id] or vehicle_id in undetermined[other.id])
+            ]
+            if rivals:
+                continue
+            reason = "only_candidate"
+            decided[plug.id] = Decision("matched", reason, vehicle_id, (vehicle_id,))
+            for other in plugs:
+                candidates[other.id].discard(vehicle_id)
+                undetermined[other.id].discard(vehicle_id)
+            progress = True
 
-    for key, found in pending.items():
-        if found.vehicle_id is not None:
-            # Contested: the only match of several connectors; it can be at one at most.
-            found = replace(
-                found, outcome="ambiguous", vehicle_id=None, reason="matched_by_several_events"
-            )
-        decided[key] = found
-    return {key: decided[key] for key in keys}
+
+def _groups(plug_ids: list[int], candidates: dict[int, set[int]]) -> list[set[int]]:
+    """Connected components: plug-ins linked by a shared candidate car."""
+    groups: list[tuple[set[int], set[int]]] = []
+    for plug_id in plug_ids:
+        cars = set(candidates[plug_id])
+        members = {plug_id}
+        for group in [g for g in groups if g[1] & cars]:
+            groups.remove(group)
+            members |= group[0]
+            cars |= group[1]
+        groups.append((members, cars))
+    return [members for members, _ in groups]
+
+
+def _sorted(ids: Iterable[int]) -> tuple[int, ...]:
+    return tuple(sorted(ids))
+
+
+@dataclass(slots=True, frozen=True)
+class ChargingReading:
+    """A candidate's charge state during a confirmation start."""
+
+    vehicle_id: int
+    charging: bool | None  # None: could not be read
+
+
+def confirmed_car(readings: Sequence[ChargingReading]) -> tuple[int | None, str]:
+    """Which candidate a confirmation start reached: exactly one turned to charging.
+
+    ``(vehicle_id, "confirmed")`` for one; ``(None, "several_charging")`` when more than one
+    charges (we cannot attribute it); ``(None, "none_charging")`` otherwise (keep watching).
+    """
+    charging = [r.vehicle_id for r in readings if r.charging]
+    if len(charging) == 1:
+        return charging[0], "confirmed"
+    if charging:
+        return None, "several_charging"
+    return None, "none_charging"

@@ -1,17 +1,16 @@
-"""The plug-and-charge state machine, driven by the central system's domain events.
+"""The plug-and-charge engine, driven by the central system's domain events.
 
-Plug-in (Preparing) → match the car by VIN → payment and battery checks →
-RemoteStartTransaction → link the charger's transaction → monitor SoC → stop at
-the target → reconcile on the charger's StopTransaction. Every step is persisted
-in ``charging_sessions`` so a restart resumes monitoring. The OCPP side never
-waits on any of this: events are consumed by our own task, and we talk back
-only through the command API an operator uses.
+The consumer does only quick bookkeeping per event (record a plug-in, link a transaction,
+move a session's state) and hands every wait on Smartcar or a charger to a task of its
+own: a plug-in's decision (``plug_in_desk``), a session's remote start, its monitor
+(``session_monitor``), its reconciliation. So no plug-in or session waits for another.
+Session states follow ``session_machine``; every transition is a compare-and-set in the
+database, and ``start`` resumes every unfinished session and plug-in after a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +19,7 @@ import asyncpg
 import structlog
 
 from csms.config import BridgeSettings
+from csms.db import transactions
 from csms.domain.events import (
     ConnectorStatusChanged,
     Event,
@@ -28,27 +28,36 @@ from csms.domain.events import (
     TransactionStarted,
     TransactionStopped,
 )
-from csms.log import mask_vin
 from csms.ocpp16.errors import CommandError
+from smartcar_bridge import plug_in_store as plug_ins
 from smartcar_bridge import session_store as sessions
 from smartcar_bridge import store
-from smartcar_bridge.matcher import Matcher
-from smartcar_bridge.reconcile import reconcile
+from smartcar_bridge import webhook_signals as signals
+from smartcar_bridge.confirmation import ConfirmationSettings, Confirmer
+from smartcar_bridge.matcher import CarWatch, PlugInterval, cable_event, observe
+from smartcar_bridge.plug_in_desk import PlugInDesk
+from smartcar_bridge.session_monitor import SessionRunner, bound_log
 from smartcar_bridge.session_store import Session
-from smartcar_bridge.targets import next_poll_delay, should_stop
 from smartcar_bridge.vehicle_access import VehicleAccess
 
 log = structlog.get_logger()
 
 SendCommand = Callable[..., Awaitable[dict[str, Any]]]
+RegisterIdTag = Callable[[str, str], Awaitable[None]]
 Clock = Callable[[], datetime]
 
 _PLUGGED_STATES = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE"})
+# OCPP 1.6 §4.9: Available (cable out) and Finishing (session over) end a plug cycle.
+_CYCLE_ENDS = frozenset({"Available", "Finishing", "Unavailable", "Faulted"})
+
+
+async def _no_registry(_id_tag: str, _status: str) -> None:
+    return None
 
 
 class PlugAndCharge:
-    """Owns the bridge's tasks: the event consumer, one matcher per plug-in, one monitor
-    per charging session. ``start`` resumes open sessions; ``close`` cancels everything."""
+    """Owns the bridge's tasks: the event consumer, one task per plug-in, per session
+    start, monitor and reconciliation. ``start`` resumes; ``close`` cancels everything."""
 
     def __init__(
         self,
@@ -59,6 +68,7 @@ class PlugAndCharge:
         events: EventBus,
         settings: BridgeSettings,
         clock: Clock,
+        register_id_tag: RegisterIdTag = _no_registry,
     ) -> None:
         self._pool = pool
         self._access = access
@@ -66,27 +76,52 @@ class PlugAndCharge:
         self._events = events
         self._settings = settings
         self._clock = clock
-        self._matcher = Matcher(pool, access, clock, settings.match_give_up_after)
         self._queue: asyncio.Queue[Event] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._monitors: dict[int, asyncio.Task[None]] = {}
-        self._wake: dict[int, asyncio.Event] = {}
         self._started: dict[int, asyncio.Future[None]] = {}
-        self._matching: set[tuple[str, int]] = set()
-        self._claim_lock = asyncio.Lock()
-        self._latest_energy: dict[int, float] = {}
-        # The charger's power, from its last two energy readings: polls come sooner near
-        # the target when we know how fast the battery is filling.
-        self._energy_at: dict[int, tuple[datetime, float]] = {}
-        self._power_w: dict[int, float] = {}
-        # session id -> vehicle id, for the sessions being monitored
-        self._monitored_vehicle: dict[int, int] = {}
+        self.watch = CarWatch(pool, access, clock, reuse_for=min(2.0, settings.confirm_poll))
+        self.confirmer = Confirmer(
+            pool,
+            self.watch,
+            self._command,
+            register_id_tag,
+            ConfirmationSettings(
+                settings.confirm_timeout, settings.confirm_poll, settings.start_timeout
+            ),
+            clock,
+        )
+        self.runner = SessionRunner(
+            pool=pool,
+            access=access,
+            command=self._command,
+            spawn=self._spawn,
+            settings=settings,
+            clock=clock,
+        )
+        self.desk = PlugInDesk(
+            pool=pool,
+            access=access,
+            watch=self.watch,
+            confirmer=self.confirmer,
+            start_session=self._start_session,
+            adopt_session=self._adopt,
+            clock=clock,
+            window_s=settings.match_window,
+            settle_s=settings.match_settle,
+            give_up_after_s=settings.match_give_up_after,
+        )
 
     async def start(self) -> None:
         self._queue = self._events.subscribe()
         self._spawn(self._consume(), "bridge-events")
+        await plug_ins.release_stale(self._pool)
         for session in await sessions.open_sessions(self._pool):
             await self._resume(session)
+        for row in await plug_ins.undecided(self._pool):
+            if row.ended_at is None:
+                self._spawn(self.desk.decide_until_done(row.id), f"bridge-plug-in-{row.id}")
+        for row in await plug_ins.confirming(self._pool):
+            self._spawn(self._abandon_confirmation(row), f"bridge-confirm-{row.id}")
 
     async def close(self) -> None:
         if self._queue is not None:
@@ -96,13 +131,12 @@ class PlugAndCharge:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def wake(self, vehicle_id: int) -> None:
-        """New data about a car (a webhook): re-check its session now."""
-        for session_id, event in self._wake.items():
-            if self._monitored_vehicle.get(session_id) == vehicle_id:
-                event.set()
+        """New data about a car (a webhook): re-check its session and pending plug-ins now."""
+        self.runner.wake(vehicle_id)
+        self.desk.nudge()
 
     async def on_webhook(self, event: dict[str, Any]) -> None:
-        """A verified Smartcar webhook: record the car's SoC and re-check its session now."""
+        """A verified Smartcar webhook: record SoC and cable changes, re-check at once."""
         event_id = str(event.get("eventId") or "")
         vehicle_ref = event.get("vehicleId") or (event.get("data") or {}).get("vehicle", {}).get(
             "id"
@@ -114,8 +148,19 @@ class PlugAndCharge:
         vehicle = await store.vehicle_by_smartcar_id(self._pool, str(vehicle_ref))
         if vehicle is None:
             return
+        cable = signals.cable_connected(event)
+        if cable is not None:
+            plugged, at = cable
+            if signals.triggered_by(event, signals.CABLE_CONNECTED):
+                interval = cable_event(plugged, at)  # the change happened at oemUpdatedAt
+            else:
+                previous = PlugInterval(
+                    vehicle.unplugged_seen_at, vehicle.plugged_seen_at, vehicle.plug_data_at
+                )
+                interval = observe(previous, plugged, at)
+            await self.watch.record(vehicle.id, interval)
+        soc = signals.soc_percent(event)
         session = await sessions.open_for_vehicle(self._pool, vehicle.id)
-        soc = _webhook_soc(event)
         if session is not None and soc is not None:
             await sessions.add_soc_sample(
                 self._pool, session.id, self._clock(), soc, None, "webhook", None
@@ -123,7 +168,7 @@ class PlugAndCharge:
             await sessions.update(self._pool, session.id, last_soc_percent=soc)
         self.wake(vehicle.id)
 
-    # --- tasks -------------------------------------------------------------------------
+    # --- tasks and events --------------------------------------------------------------
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coroutine, name=name)
@@ -134,6 +179,7 @@ class PlugAndCharge:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
+            # The session or plug-in stays in its persisted state: a restart resumes it.
             log.error("bridge.task_failed", task=task.get_name(), exc_info=task.exception())
 
     async def _consume(self) -> None:
@@ -142,8 +188,8 @@ class PlugAndCharge:
             event = await self._queue.get()
             try:
                 await self._dispatch(event)
-            except (asyncpg.PostgresError, OSError) as exc:
-                log.error("bridge.event_failed", event_type=type(event).__name__, error=str(exc))
+            except Exception:  # the consumer must never die: log, keep going
+                log.exception("bridge.event_failed", event_type=type(event).__name__)
 
     async def _dispatch(self, event: Event) -> None:
         if isinstance(event, ConnectorStatusChanged):
@@ -151,99 +197,75 @@ class PlugAndCharge:
         elif isinstance(event, TransactionStarted):
             await self._on_transaction_started(event)
         elif isinstance(event, MeterSampled):
-            await self._on_meter(event)
+            await self.runner.on_meter(event)
         elif isinstance(event, TransactionStopped):
-            await self._on_transaction_stopped(event)
+            await self.runner.on_transaction_stopped(event)
 
-    # --- plug-in and matching -------------------------------------------------------------
+    # --- plug-ins --------------------------------------------------------------------------
 
     async def _on_status(self, event: ConnectorStatusChanged) -> None:
         key = (event.charge_point_id, event.connector_id)
         if event.connector_id == 0:
             return
-        if event.status == "Available":
-            await self._on_unplugged(event)
+        if event.status in _CYCLE_ENDS:
+            await plug_ins.end(self._pool, *key, event.at)
+            self.desk.nudge()
+            if event.status == "Available":
+                await self._on_unplugged(event)
             return
-        # Preparing is the plug-in signal; some firmware goes straight to Charging, and
-        # a repeated Preparing (failed start) must not start a second matcher.
+        # Preparing is the plug-in signal; some firmware goes straight to Charging, and a
+        # repeated Preparing (failed start) is the same plug cycle.
         plugged_now = event.status in _PLUGGED_STATES and event.previous_status not in (
             _PLUGGED_STATES | {"Finishing"}
         )
-        if not plugged_now or key in self._matching:
+        if not plugged_now:
             return
         if await sessions.open_on_connector(self._pool, *key) is not None:
             return
-        self._matching.add(key)
-        task = self._spawn(self._match_and_start(*key, event.at), f"bridge-match-{key}")
-        task.add_done_callback(lambda _t: self._matching.discard(key))
+        plug_in_id = await plug_ins.begin(self._pool, *key, event.at)
+        log.info(
+            "bridge.plug_in_recorded",
+            charge_point_id=event.charge_point_id,
+            connector_id=event.connector_id,
+            plug_in_id=plug_in_id,
+        )
+        self._spawn(self.desk.decide_until_done(plug_in_id), f"bridge-plug-in-{plug_in_id}")
 
-    async def _match_and_start(self, charge_point_id: str, connector_id: int, at: datetime) -> None:
-        bound = log.bind(charge_point_id=charge_point_id, connector_id=connector_id)
-        # One decision at a time: two plug-ins at the same moment must not both claim
-        # the same car; the second sees the first's car already in a session.
-        async with self._claim_lock:
-            session = await self._claim(charge_point_id, connector_id, at, bound)
-        if session is not None:
-            await self._remote_start(session, self._bound(session))
-
-    async def _claim(
-        self, charge_point_id: str, connector_id: int, at: datetime, bound: Any
-    ) -> Session | None:
-        vehicle = await self._matcher.find(charge_point_id, connector_id, at, bound)
-        if vehicle is None:
-            return None
-        bound = bound.bind(vin=mask_vin(vehicle.vin), account_id=vehicle.account_id)
-        if vehicle.payment_status != "valid":
-            bound.info("bridge.payment_missing", payment_status=vehicle.payment_status)
-            return None
-        battery = await self._access.battery(vehicle, bound)
-        if battery is None:
-            bound.warning("bridge.gave_up", step="battery", reason="battery unreadable")
-            return None
-        if battery.soc_percent >= vehicle.target_soc_percent:
-            bound.info(
-                "bridge.already_at_target",
-                soc_percent=battery.soc_percent,
-                target_soc_percent=vehicle.target_soc_percent,
-            )
-            return None
-        session = await sessions.open_session(
-            self._pool,
-            charge_point_id=charge_point_id,
-            connector_id=connector_id,
-            vehicle_id=vehicle.id,
-            account_id=vehicle.account_id,
-            vin=vehicle.vin,
-            id_tag=vehicle.id_tag,
-            target_soc_percent=vehicle.target_soc_percent,
-            max_energy_wh=vehicle.max_energy_wh,
-            departure_at=vehicle.departure_at,
-            battery_capacity_wh=vehicle.battery_capacity_wh,
-            tariff_per_kwh=vehicle.tariff_per_kwh,
-            currency=vehicle.currency,
+    async def _on_unplugged(self, event: ConnectorStatusChanged) -> None:
+        session = await sessions.latest_on_connector(
+            self._pool, event.charge_point_id, event.connector_id
         )
         if session is None:
-            bound.warning("bridge.claim_conflict")
-            return None
-        now = self._clock()
-        await sessions.add_soc_sample(
-            self._pool,
-            session.id,
-            now,
-            battery.soc_percent,
-            None,
-            "smartcar",
-            battery.meta.data_age,
-        )
-        return await sessions.update(
-            self._pool,
-            session.id,
-            start_soc_percent=battery.soc_percent,
-            last_soc_percent=battery.soc_percent,
-            state=sessions.STARTING,
-        )
+            return
+        # The car was on this cable until now: its next plug-in starts after this moment.
+        await self.watch.record(session.vehicle_id, cable_event(False, event.at))
+        if session.ended_at is None and session.transaction_id is None:
+            # Unplugged before the charger started a transaction: nothing to bill.
+            await self.runner.fail(session, "unplugged", "unplugged before the start")
 
-    async def _remote_start(self, session: Session, bound: Any) -> None:
+    async def _start_session(self, session: Session, plug: plug_ins.PlugInRow) -> None:
+        """Re-validate, then RemoteStartTransaction; own task (the plug-in's)."""
+        bound = bound_log(session)
+        current = await plug_ins.open_on_connector(
+            self._pool, plug.charge_point_id, plug.connector_id
+        )
+        if current is None or current.id != plug.id:
+            # The connector left this plug cycle (Available, Finishing, a new Preparing).
+            await self.runner.fail(session, "abandoned", "plug cycle ended before the start")
+            await plug_ins.decide(
+                self._pool,
+                plug.id,
+                plug_ins.DROPPED,
+                "plug_cycle_ended",
+                self._clock(),
+                expected=(plug_ins.MATCHED,),
+            )
+            bound.info("bridge.decision_dropped", reason="plug_cycle_ended")
+            return
+        starting = await sessions.transition(self._pool, session.id, "remote_start_sent")
+        if starting is None:
+            bound.info("bridge.decision_dropped", reason="session_moved")
+            return
         started = asyncio.get_running_loop().create_future()
         self._started[session.id] = started
         try:
@@ -253,285 +275,122 @@ class PlugAndCharge:
                 {"connectorId": session.connector_id, "idTag": session.id_tag},
                 bound,
             )
+            await plug_ins.remote_start_sent(self._pool, plug.id, self._clock())
             if answer is None or answer.get("status") != "Accepted":
-                await self._fail(session, "remote start refused", bound)
+                await self.runner.fail(starting, "start_failed", "remote start refused")
                 return
             bound.info("bridge.remote_start_accepted")
             try:
                 async with asyncio.timeout(self._settings.start_timeout):
                     await started
             except TimeoutError:
-                await self._fail(session, "no StartTransaction from the charger", bound)
+                await self.runner.fail(
+                    starting, "start_failed", "no StartTransaction from the charger"
+                )
         finally:
             self._started.pop(session.id, None)
 
+    async def _adopt(self, session: Session) -> None:
+        """A session opened by a confirmation start: its transaction already runs."""
+        await self.runner.adopt(session)
+
+    async def _abandon_confirmation(self, row: plug_ins.PlugInRow) -> None:
+        """After a restart: a confirmation cut short is stopped; nothing is billed for it."""
+        bound = log.bind(charge_point_id=row.charge_point_id, connector_id=row.connector_id)
+        if row.confirm_id_tag:
+            running = await transactions.started_with(
+                self._pool, row.charge_point_id, row.connector_id, row.confirm_id_tag,
+                row.plugged_at,
+            )  # fmt: skip
+            if running is not None and running["stop_received_at"] is None:
+                await self._command(
+                    row.charge_point_id,
+                    "RemoteStopTransaction",
+                    {"transactionId": running["id"]},
+                    bound,
+                )
+        await plug_ins.decide(self._pool, row.id, plug_ins.UNCONFIRMED, "restarted", self._clock())
+        bound.warning("bridge.confirmation_failed", plug_in_id=row.id, reason="restarted")
+
+    # --- transactions ------------------------------------------------------------------
+
     async def _on_transaction_started(self, event: TransactionStarted) -> None:
+        if self.confirmer.transaction_started(event):
+            return
         session = await sessions.open_on_connector(
             self._pool, event.charge_point_id, event.connector_id
         )
-        if session is None or session.transaction_id is not None:
+        if session is None:
+            await self._started_without_us(event)
+            return
+        if session.transaction_id is not None:
             # A session whose transaction the charger gave up on was already ended by the
             # central system's TransactionStopped (closed_by_central_system), published
-            # before this start: see _on_transaction_stopped.
+            # before this start: see SessionRunner.on_transaction_stopped.
             return
         if session.id_tag.upper() != event.id_tag.upper():
             return  # someone tapped a card: not our session's transaction
-        session = await sessions.update(
+        await self._link(session, event.transaction_id, event.meter_start_wh)
+
+    async def _started_without_us(self, event: TransactionStarted) -> None:
+        """A card tapped (or a free-charging connector) started the plug cycle's transaction:
+        there is nothing left for the bridge to decide on that connector."""
+        plug = await plug_ins.open_on_connector(
+            self._pool, event.charge_point_id, event.connector_id
+        )
+        if plug is not None and await plug_ins.decide(
+            self._pool, plug.id, plug_ins.DROPPED, "started_by_charger", self._clock(),
+            expected=(plug_ins.PENDING,),
+        ):  # fmt: skip
+            log.info(
+                "bridge.decision_dropped",
+                charge_point_id=event.charge_point_id,
+                connector_id=event.connector_id,
+                plug_in_id=plug.id,
+                reason="started_by_charger",
+            )
+            self.desk.nudge()
+
+    async def _link(self, session: Session, transaction_id: int, meter_start_wh: int) -> None:
+        charging = await sessions.transition(
             self._pool,
             session.id,
-            transaction_id=event.transaction_id,
-            meter_start_wh=event.meter_start_wh,
-            state=sessions.CHARGING,
+            "transaction_started",
+            transaction_id=transaction_id,
+            meter_start_wh=meter_start_wh,
         )
-        bound = self._bound(session)
-        bound.info("bridge.session_started", meter_start_wh=event.meter_start_wh)
+        if charging is None:
+            return  # a late or duplicate StartTransaction
+        bound_log(charging).info("bridge.session_started", meter_start_wh=meter_start_wh)
         waiter = self._started.get(session.id)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        self._spawn(self._ensure_car_charging(session, bound), f"bridge-car-start-{session.id}")
-        self._start_monitor(session)
+        self.runner.started(charging)
 
-    async def _ensure_car_charging(self, session: Session, bound: Any) -> None:
-        vehicle = await store.get_vehicle(self._pool, session.vehicle_id)
-        if vehicle is None:
-            return
-        status = await self._access.charge_status(vehicle, bound)
-        if status is not None and status.state == "NOT_CHARGING":
-            await self._access.start_charge(vehicle, bound)
-
-    async def _on_unplugged(self, event: ConnectorStatusChanged) -> None:
-        session = await sessions.open_on_connector(
-            self._pool, event.charge_point_id, event.connector_id
-        )
-        # Unplugged before the charger started a transaction: nothing to bill.
-        if session is not None and session.transaction_id is None:
-            await self._fail(
-                session, "unplugged before the transaction started", self._bound(session)
-            )
-
-    # --- monitoring and stopping ------------------------------------------------------
-
-    def _start_monitor(self, session: Session) -> None:
-        if session.id in self._monitors:
-            return
-        self._wake[session.id] = asyncio.Event()
-        self._monitored_vehicle[session.id] = session.vehicle_id
-        task = self._spawn(self._monitor(session), f"bridge-monitor-{session.id}")
-        self._monitors[session.id] = task
-
-        def forget(_task: asyncio.Task[None]) -> None:
-            self._monitors.pop(session.id, None)
-            self._wake.pop(session.id, None)
-            self._monitored_vehicle.pop(session.id, None)
-
-        task.add_done_callback(forget)
-
-    async def _monitor(self, session: Session) -> None:
-        bound = self._bound(session)
-        vehicle = await store.get_vehicle(self._pool, session.vehicle_id)
-        assert vehicle is not None
-        delay = self._settings.poll_interval
-        while True:
-            wake = self._wake[session.id]
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await wake.wait()
-            wake.clear()
-            session = (
-                await sessions.by_transaction(self._pool, session.transaction_id or -1) or session
-            )
-            if session.ended_at is not None or session.state != sessions.CHARGING:
-                return
-            battery = await self._access.battery(vehicle, bound, attempts=1)
-            now = self._clock()
-            soc = session.last_soc_percent
-            if battery is not None:
-                soc = battery.soc_percent
-                await sessions.add_soc_sample(
-                    self._pool, session.id, now, soc, None, "smartcar", battery.meta.data_age
-                )
-                session = await sessions.update(self._pool, session.id, last_soc_percent=soc)
-            energy = self._energy_so_far(session)
-            reason = should_stop(
-                soc_percent=soc,
-                target_soc_percent=session.target_soc_percent,
-                energy_wh=energy,
-                max_energy_wh=session.max_energy_wh,
-                departure_at=session.departure_at,
-                now=now,
-            )
-            if reason is not None:
-                await self._stop(session, reason, bound)
-                return
-            delay = next_poll_delay(
-                base_interval_s=self._settings.poll_interval,
-                soc_percent=soc,
-                target_soc_percent=session.target_soc_percent,
-                power_w=self._power_w.get(session.id),
-                battery_capacity_wh=session.battery_capacity_wh,
-                data_age=battery.meta.data_age if battery is not None else None,
-                now=now,
-                min_interval_s=min(15.0, self._settings.poll_interval),
-            )
-
-    def _energy_so_far(self, session: Session) -> int | None:
-        latest = self._latest_energy.get(session.id)
-        if latest is None or session.meter_start_wh is None:
-            return None
-        return max(int(latest - session.meter_start_wh), 0)
-
-    async def _stop(self, session: Session, reason: str, bound: Any) -> None:
-        session = await sessions.update(
-            self._pool, session.id, state=sessions.STOPPING, stop_reason=reason
-        )
-        bound.info("bridge.stop_requested", reason=reason, soc_percent=session.last_soc_percent)
-        await self._command(
-            session.charge_point_id,
-            "RemoteStopTransaction",
-            {"transactionId": session.transaction_id},
-            bound,
-        )
-        vehicle = await store.get_vehicle(self._pool, session.vehicle_id)
-        if vehicle is not None:
-            await self._access.stop_charge(vehicle, bound)
-
-    async def _on_meter(self, event: MeterSampled) -> None:
-        if event.transaction_id is None:
-            return
-        session = await sessions.by_transaction(self._pool, event.transaction_id)
-        if session is None or session.ended_at is not None:
-            return
-        if event.energy_wh is not None:
-            previous = self._energy_at.get(session.id)
-            if previous is not None and event.at > previous[0]:
-                hours = (event.at - previous[0]).total_seconds() / 3600
-                self._power_w[session.id] = max(event.energy_wh - previous[1], 0.0) / hours
-            self._energy_at[session.id] = (event.at, event.energy_wh)
-            self._latest_energy[session.id] = event.energy_wh
-            await sessions.add_energy_sample(self._pool, session.id, event.at, event.energy_wh)
-        if event.soc_percent is not None:
-            await sessions.add_soc_sample(
-                self._pool, session.id, event.at, event.soc_percent, None, "charger", None
-            )
-            await sessions.update(self._pool, session.id, last_soc_percent=event.soc_percent)
-        wake = self._wake.get(session.id)
-        if wake is not None and self._near_stop(session, event):
-            wake.set()
-
-    def _near_stop(self, session: Session, event: MeterSampled) -> bool:
-        if event.soc_percent is not None and event.soc_percent >= session.target_soc_percent:
-            return True
-        energy = self._energy_so_far(session)
-        return bool(
-            session.max_energy_wh and energy is not None and energy >= session.max_energy_wh
-        )
-
-    # --- the end of a session -----------------------------------------------------------
-
-    async def _on_transaction_stopped(self, event: TransactionStopped) -> None:
-        session = await sessions.by_transaction(self._pool, event.transaction_id)
-        if session is None or session.ended_at is not None:
-            return
-        if event.closed_by_central_system:
-            # The charger gave up on it (a new transaction on the connector, or a reboot):
-            # no StopTransaction came, so there is nothing to reconcile against.
-            await self._supersede(session, event.superseded_by)
-            return
-        monitor = self._monitors.get(session.id)
-        if monitor is not None:
-            monitor.cancel()
-        bound = self._bound(session)
-        if session.state != sessions.STOPPING:
-            # The driver unplugged, or the charger stopped on its own.
-            bound.info("bridge.stopped_by_charger", reason=event.reason)
-        vehicle = await store.get_vehicle(self._pool, session.vehicle_id)
-        battery = await self._access.battery(vehicle, bound, attempts=2) if vehicle else None
-        end_soc = battery.soc_percent if battery is not None else session.last_soc_percent
-        if battery is not None:
-            await sessions.add_soc_sample(
-                self._pool,
-                session.id,
-                self._clock(),
-                end_soc,
-                None,
-                "smartcar",
-                battery.meta.data_age,
-            )
-        result = reconcile(
-            meter_start_wh=session.meter_start_wh,
-            meter_stop_wh=event.meter_stop_wh,
-            energy_register_samples=await sessions.energy_samples(self._pool, session.id),
-            start_soc_percent=session.start_soc_percent,
-            end_soc_percent=end_soc,
-            battery_capacity_wh=session.battery_capacity_wh,
-            tariff_per_kwh=session.tariff_per_kwh,
-            currency=session.currency or "EUR",
-            tolerance=self._settings.energy_tolerance,
-        )
-        await sessions.update(
-            self._pool,
-            session.id,
-            state=sessions.COMPLETED,
-            meter_stop_wh=event.meter_stop_wh,
-            end_soc_percent=end_soc,
-            stop_reason=session.stop_reason or event.reason or "Local",
-            grid_energy_wh=result.grid_energy_wh,
-            battery_energy_wh=result.battery_energy_wh,
-            efficiency=result.efficiency,
-            reconciliation_flags=list(result.flags),
-            bill_energy_wh=result.bill_energy_wh,
-            bill_basis=result.bill_basis,
-            bill_amount=result.bill_amount,
-            ended_at=self._clock(),
-        )
-        for per_session in (self._latest_energy, self._energy_at, self._power_w):
-            per_session.pop(session.id, None)
-        bound.info(
-            "bridge.session_reconciled",
-            grid_energy_wh=result.grid_energy_wh,
-            battery_energy_wh=result.battery_energy_wh,
-            efficiency=str(result.efficiency) if result.efficiency is not None else None,
-            flags=list(result.flags),
-            bill_basis=result.bill_basis,
-            bill_amount=str(result.bill_amount),
-            currency=result.currency,
-        )
-
-    async def _supersede(self, session: Session, transaction_id: int | None) -> None:
-        monitor = self._monitors.get(session.id)
-        if monitor is not None:
-            monitor.cancel()
-        by = f"transaction {transaction_id}" if transaction_id is not None else "a reboot"
-        reason = f"superseded by {by}: no StopTransaction received"
-        await sessions.update(
-            self._pool,
-            session.id,
-            state=sessions.FAILED,
-            last_error=reason,
-            stop_reason="Superseded",
-            ended_at=self._clock(),
-        )
-        self._bound(session).warning("bridge.session_superseded", new_transaction_id=transaction_id)
-
-    async def _fail(self, session: Session, reason: str, bound: Any) -> None:
-        await sessions.update(
-            self._pool, session.id, state=sessions.FAILED, last_error=reason, ended_at=self._clock()
-        )
-        bound.warning("bridge.gave_up", step=session.state, reason=reason)
+    # --- restart -------------------------------------------------------------------------
 
     async def _resume(self, session: Session) -> None:
-        bound = self._bound(session)
-        if session.state in (sessions.CHARGING, sessions.STOPPING):
-            bound.info("bridge.session_resumed", state=session.state)
-            samples = await sessions.energy_samples(self._pool, session.id)
-            if samples:
-                self._latest_energy[session.id] = samples[-1][1]
-            if session.state == sessions.STOPPING:
-                self._spawn(self._stop(session, session.stop_reason or "resumed", bound), "stop")
-            else:
-                self._start_monitor(session)
-        elif self._clock() - session.created_at > timedelta(seconds=self._settings.start_timeout):
-            await self._fail(session, "central system restarted before the start", bound)
+        bound = bound_log(session)
+        if session.state == sessions.STARTING:
+            found = await transactions.started_with(
+                self._pool,
+                session.charge_point_id,
+                session.connector_id,
+                session.id_tag,
+                session.created_at,
+            )
+            if found is not None:
+                # The StartTransaction came while we were down.
+                await self._link(session, found["id"], found["meter_start_wh"])
+                session = await sessions.by_id(self._pool, session.id) or session
+        if session.state in (sessions.MATCHED, sessions.STARTING):
+            age = self._clock() - session.created_at
+            if age > timedelta(seconds=self._settings.start_timeout):
+                trigger = "abandoned" if session.state == sessions.MATCHED else "start_failed"
+                await self.runner.fail(session, trigger, "restarted before the start")
+            return
+        bound.info("bridge.session_resumed", state=session.state)
+        await self.runner.resume(session)
 
     async def _command(
         self, charge_point_id: str, action: str, payload: dict[str, Any], bound: Any
@@ -546,23 +405,3 @@ class PlugAndCharge:
                 await asyncio.sleep(2**attempt)
         bound.warning("bridge.gave_up", step=action, reason="charger did not take the command")
         return None
-
-    def _bound(self, session: Session) -> Any:
-        return log.bind(
-            charge_point_id=session.charge_point_id,
-            connector_id=session.connector_id,
-            transaction_id=session.transaction_id,
-            vin=mask_vin(session.vin),
-            account_id=session.account_id,
-            session_id=session.id,
-        )
-
-
-def _webhook_soc(event: dict[str, Any]) -> float | None:
-    """SoC in percent from a v4 VEHICLE_STATE event (smartcar-api.md §10), if present."""
-    for signal in (event.get("data") or {}).get("signals") or []:
-        if signal.get("code") == "tractionbattery-stateofcharge":
-            value = (signal.get("body") or {}).get("value")
-            if isinstance(value, int | float):
-                return float(value)
-    return None

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 PAYMENT_STATUSES = ("valid", "suspended", "none")
 
@@ -35,8 +36,9 @@ class Vehicle:
     departure_at: datetime | None
     latitude: float | None
     longitude: float | None
-    last_plugged_in: bool | None
-    plugged_in_changed_at: datetime | None
+    unplugged_seen_at: datetime | None
+    plugged_seen_at: datetime | None
+    plug_data_at: datetime | None
     payment_status: str
     tariff_per_kwh: Decimal
     currency: str
@@ -45,7 +47,7 @@ class Vehicle:
 _VEHICLE_SELECT = """
     SELECT v.id, v.smartcar_vehicle_id, v.link_id, v.account_id, v.vin, v.id_tag,
            v.battery_capacity_wh, v.target_soc_percent, v.max_energy_wh, v.departure_at,
-           v.latitude, v.longitude, v.last_plugged_in, v.plugged_in_changed_at,
+           v.latitude, v.longitude, v.unplugged_seen_at, v.plugged_seen_at, v.plug_data_at,
            a.payment_status, a.tariff_per_kwh, a.currency
     FROM vehicles v JOIN accounts a ON a.id = v.account_id
 """
@@ -67,6 +69,7 @@ async def create_account(
         tariff_per_kwh,
         currency,
     )
+    assert row is not None  # INSERT ... RETURNING yields the row it inserted
     return Account(**dict(row))
 
 
@@ -108,7 +111,11 @@ class LinkedVehicle:
 
 
 async def link_vehicle(
-    db: asyncpg.Connection, account_id: int, link_id: int, vehicle: LinkedVehicle
+    # Its own connection or one borrowed from the pool (a proxy class to the type checker).
+    db: asyncpg.Connection | PoolConnectionProxy,
+    account_id: int,
+    link_id: int,
+    vehicle: LinkedVehicle,
 ) -> tuple[int, list[int]]:
     """Make ``vehicle`` active on ``account_id``; return its id and the accounts it left.
 
@@ -170,14 +177,29 @@ async def vehicle_by_smartcar_id(pool: asyncpg.Pool, smartcar_id: str) -> Vehicl
 
 
 async def match_candidates(pool: asyncpg.Pool) -> list[Vehicle]:
-    """Active vehicles not already in an open session."""
+    """Active vehicles not in a session (cars held by a confirmation start are included:
+    the matcher treats them as undetermined).
+
+    A car whose link needs the driver to re-authorise cannot be read or started: like an
+    unlinked car, it is nobody's candidate (a confirmation start would never see it).
+    """
     rows = await pool.fetch(
         _VEHICLE_SELECT
-        + """ WHERE v.active AND NOT EXISTS (
+        + """ WHERE v.active
+              AND EXISTS (SELECT 1 FROM smartcar_links l
+                          WHERE l.id = v.link_id AND l.status = 'active')
+              AND NOT EXISTS (
+                 SELECT 1 FROM vehicle_claims c WHERE c.vehicle_id = v.id AND c.kind = 'session')
+              AND NOT EXISTS (
                  SELECT 1 FROM charging_sessions s
                  WHERE s.vehicle_id = v.id AND s.ended_at IS NULL)
               ORDER BY v.id"""
     )
+    return [_vehicle(r) for r in rows]
+
+
+async def match_vehicles(pool: asyncpg.Pool, vehicle_ids: list[int]) -> list[Vehicle]:
+    rows = await pool.fetch(_VEHICLE_SELECT + " WHERE v.id = ANY($1::bigint[])", vehicle_ids)
     return [_vehicle(r) for r in rows]
 
 
@@ -196,24 +218,28 @@ async def update_preferences(
     return await get_vehicle(pool, vehicle_id)
 
 
-async def record_plug_state(
-    pool: asyncpg.Pool,
-    vehicle_id: int,
-    plugged_in: bool,
-    at: datetime,
-    latitude: float | None,
-    longitude: float | None,
+async def set_plug_interval(
+    pool: asyncpg.Pool, vehicle_id: int, interval: Any, *, force: bool = False
+) -> None:
+    """Store the car's plug interval (``matcher.PlugInterval``); older data never wins."""
+    await pool.execute(
+        """UPDATE vehicles SET unplugged_seen_at = $2, plugged_seen_at = $3, plug_data_at = $4,
+               last_plugged_in = $3::timestamptz IS NOT NULL
+           WHERE id = $1 AND ($5 OR plug_data_at IS NULL OR plug_data_at <= $4)""",
+        vehicle_id,
+        interval.unplugged_at,
+        interval.plugged_at,
+        interval.data_at,
+        force,
+    )
+
+
+async def set_location(
+    pool: asyncpg.Pool, vehicle_id: int, latitude: float, longitude: float
 ) -> None:
     await pool.execute(
-        """UPDATE vehicles SET
-               plugged_in_changed_at = CASE WHEN last_plugged_in IS DISTINCT FROM $2
-                                            THEN $3 ELSE plugged_in_changed_at END,
-               last_plugged_in = $2,
-               latitude = coalesce($4, latitude), longitude = coalesce($5, longitude)
-           WHERE id = $1""",
+        "UPDATE vehicles SET latitude = $2, longitude = $3 WHERE id = $1",
         vehicle_id,
-        plugged_in,
-        at,
         latitude,
         longitude,
     )

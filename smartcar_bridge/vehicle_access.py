@@ -30,8 +30,11 @@ module_log = structlog.get_logger()
 
 
 class LinkedVehicle(Protocol):
-    link_id: int
-    smartcar_vehicle_id: str
+    # Read-only members, so frozen dataclasses (store.Vehicle and the like) satisfy it.
+    @property
+    def link_id(self) -> int: ...
+    @property
+    def smartcar_vehicle_id(self) -> str: ...
 
 
 class TokenSource(Protocol):

@@ -27,7 +27,7 @@ TABLES = (
     "meter_values, data_transfers, charge_point_notifications, commands, "
     "accounts, smartcar_links, vehicles, charger_locations, charging_sessions, soc_samples, "
     "smartcar_webhook_events, session_energy_samples, operator_tokens, local_list_pushes, "
-    "security_events, charger_certificates, security_notifications"
+    "security_events, charger_certificates, security_notifications, plug_ins, vehicle_claims"
 )
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 import structlog
 
+from csms.db.pool import Connection
+
 log = structlog.get_logger()
 
 _BOOT_FIELDS = {
@@ -52,9 +54,7 @@ class NewChargePoint:
     at: datetime
 
 
-async def flush_new_charge_points(
-    connection: asyncpg.Connection, rows: list[NewChargePoint]
-) -> None:
+async def flush_new_charge_points(connection: Connection, rows: list[NewChargePoint]) -> None:
     # Keys in sorted order in every writer that inserts charge points: two batches
     # touching the same new chargers then queue behind each other instead of deadlocking.
     rows = sorted(rows, key=lambda r: r.charge_point_id)
@@ -85,7 +85,7 @@ class BootRow:
     registration_status: str
 
 
-async def flush_boots(connection: asyncpg.Connection, rows: list[BootRow]) -> None:
+async def flush_boots(connection: Connection, rows: list[BootRow]) -> None:
     # An upsert: the charger's first-contact row may still be in another writer's batch.
     await connection.executemany(
         """INSERT INTO charge_points (id, registration_status, vendor, model, serial_number,
@@ -188,10 +188,17 @@ class Presence:
             return
         seen, connected = self._seen, self._connected
         self._seen, self._connected = {}, {}
-        ids = list(seen)
+        # Sorted, and locked in that order before the update (a join may visit rows in
+        # any order): every writer of charge_points rows locks them in id order, so two
+        # flushes touching the same chargers queue instead of deadlocking.
+        ids = sorted(seen)
         try:
             await self._pool.execute(
-                """UPDATE charge_points AS cp
+                """WITH locked AS (
+                       SELECT id FROM charge_points WHERE id = ANY($1::text[])
+                       ORDER BY id FOR UPDATE
+                   )
+                   UPDATE charge_points AS cp
                    SET last_seen_at = greatest(cp.last_seen_at, u.seen),
                        connected = coalesce(u.connected, cp.connected),
                        connected_node = CASE WHEN u.connected IS NULL THEN cp.connected_node
@@ -199,7 +206,7 @@ class Presence:
                                              ELSE NULL END
                    FROM unnest($1::text[], $2::timestamptz[], $3::boolean[])
                         AS u(id, seen, connected)
-                   WHERE cp.id = u.id""",
+                   WHERE cp.id = u.id AND cp.id IN (SELECT id FROM locked)""",
                 ids,
                 [seen[i] for i in ids],
                 [connected.get(i) for i in ids],

@@ -1,4 +1,10 @@
-"""SQL for connector status: current status per connector plus the full history."""
+"""SQL for connector status: current status per connector plus the full history.
+
+A report resent after a lost answer is stored once (``status_history_report_key``,
+migration 0006): COPY into a session-local stage, then INSERT ... ON CONFLICT DO NOTHING.
+A connector id no charger could have (``csms.domain.connectors``) is kept in the history
+but creates no connector.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import asyncpg
+
+from csms.db.pool import Connection
+from csms.domain.connectors import is_plausible
 
 
 class StatusRow(NamedTuple):
@@ -23,12 +32,33 @@ class StatusRow(NamedTuple):
 
 
 _HISTORY_COLUMNS = list(StatusRow._fields)
+_COLUMN_LIST = ", ".join(_HISTORY_COLUMNS)
+_CREATE_STAGE = f"""CREATE TEMP TABLE IF NOT EXISTS status_history_stage ON COMMIT DELETE ROWS
+    AS SELECT {_COLUMN_LIST} FROM status_history WITH NO DATA"""
+_MOVE_STAGE = f"""WITH staged AS (DELETE FROM status_history_stage RETURNING {_COLUMN_LIST})
+    INSERT INTO status_history ({_COLUMN_LIST})
+    SELECT {_COLUMN_LIST} FROM staged ON CONFLICT DO NOTHING"""
 
 
-async def flush_statuses(connection: asyncpg.Connection, rows: list[StatusRow]) -> None:
-    await connection.copy_records_to_table("status_history", records=rows, columns=_HISTORY_COLUMNS)
+async def flush_statuses(connection: Connection, rows: list[StatusRow]) -> None:
+    """Store a batch of status reports (inside the caller's transaction)."""
+    await insert_statuses(connection, rows)
+
+
+async def insert_statuses(connection: Connection, rows: list[StatusRow]) -> int:
+    """Store ``rows`` in a transaction; return how many history rows were new."""
+    if not rows:
+        return 0
+    if not connection.is_in_transaction():
+        async with connection.transaction():
+            return await _insert(connection, rows)
+    return await _insert(connection, rows)
+
+
+async def _insert(connection: Connection, rows: list[StatusRow]) -> int:
+    inserted = await _insert_history(connection, rows)
     # Within one batch the last report per connector is the current one.
-    latest = {(r.charge_point_id, r.connector_id): r for r in rows}
+    latest = {(r.charge_point_id, r.connector_id): r for r in rows if is_plausible(r.connector_id)}
     await connection.executemany(
         """INSERT INTO connectors (charge_point_id, connector_id, status, error_code, info,
                                    vendor_id, vendor_error_code, reported_at, updated_at)
@@ -39,3 +69,23 @@ async def flush_statuses(connection: asyncpg.Connection, rows: list[StatusRow]) 
                reported_at = EXCLUDED.reported_at, updated_at = EXCLUDED.updated_at""",
         [r[:9] for r in latest.values()],
     )
+    return inserted
+
+
+async def _insert_history(connection: Connection, rows: list[StatusRow]) -> int:
+    # Straight COPY unless the batch holds a resend (as for meter values: the staging
+    # detour would cost the reconnect storm, which is all StatusNotifications).
+    try:
+        async with connection.transaction():  # a savepoint: a conflict undoes only this
+            await connection.copy_records_to_table(
+                "status_history", records=rows, columns=_HISTORY_COLUMNS
+            )
+        return len(rows)
+    except asyncpg.UniqueViolationError:
+        pass
+    await connection.execute(_CREATE_STAGE)
+    await connection.copy_records_to_table(
+        "status_history_stage", records=rows, columns=_HISTORY_COLUMNS
+    )
+    status = await connection.execute(_MOVE_STAGE)
+    return int(status.rsplit(" ", 1)[1])

@@ -216,6 +216,8 @@ async def summary(
         open_transactions = await connection.fetchrow(_OPEN_TRANSACTIONS, *args)
         newest_open = await connection.fetch(_NEWEST_OPEN, *args, newest)
         energy = await connection.fetchrow(_ENERGY_SINCE, since, ENERGY_REGISTER)
+    # Aggregates without GROUP BY: one row each, always.
+    assert counts is not None and open_transactions is not None and energy is not None
     return {
         "chargers": dict(counts),
         "connectors": {r["status"]: r["n"] for r in connectors},

@@ -23,7 +23,10 @@ def available_migrations() -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for package, prefix in MIGRATION_PACKAGES:
         folder = resources.files(package) / "migrations"
-        files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+        # By name (one folder, so the order paths sort in): a Traversable need not be orderable.
+        files = sorted(
+            (f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
+        )
         found += [
             (prefix + f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files
         ]

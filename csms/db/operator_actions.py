@@ -36,6 +36,7 @@ async def create_id_tag(
         )
     except asyncpg.UniqueViolationError:
         raise IdTagExists(id_tag) from None
+    assert row is not None  # INSERT ... RETURNING yields the row it inserted
     return dict(row)
 
 
@@ -134,6 +135,7 @@ async def delete_charge_point(
         node_id,
         list(live),
     )
+    assert row is not None  # a SELECT of scalar subqueries yields one row
     if row["connected"] is None:
         return "unknown"
     return "deleted" if row["deleted"] else "connected"

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# What SQL helpers take: a connection of their own or one borrowed from the pool
+# (`async with pool.acquire()` hands out a proxy, a different class for the type checker).
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 
 def _encode_jsonb(value: Any) -> bytes:

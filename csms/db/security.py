@@ -27,6 +27,18 @@ async def fetch_security(pool: asyncpg.Pool, charge_point_id: str) -> SecurityRo
     return None if row is None else SecurityRow(*row.values())
 
 
+async def fetch_all_security(pool: asyncpg.Pool) -> list[tuple[str, SecurityRow]]:
+    """Every charger that has any security setting (the handshake cache's preload)."""
+    rows = await pool.fetch(
+        """SELECT id, security_profile, pending_security_profile, password_hash,
+                  pending_password_hash
+           FROM charge_points
+           WHERE security_profile IS NOT NULL OR pending_security_profile IS NOT NULL
+              OR password_hash IS NOT NULL OR pending_password_hash IS NOT NULL"""
+    )
+    return [(r["id"], SecurityRow(*list(r.values())[1:])) for r in rows]
+
+
 async def ensure_charger(
     pool: asyncpg.Pool, charge_point_id: str, registration_status: str, at: datetime
 ) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncpg
 
+from csms.db.pool import Connection
+
 
 @dataclass(slots=True, frozen=True)
 class StartRow:
@@ -48,6 +50,8 @@ async def start(pool: asyncpg.Pool, row: StartRow) -> tuple[int, bool]:
         row.clock_suspect,
         row.extra,
     )
+    # DO UPDATE (not DO NOTHING) so that RETURNING yields the row in both cases.
+    assert record is not None
     return record["id"], record["created"]
 
 
@@ -78,7 +82,7 @@ class StopTarget:
 
 
 async def lock_for_stop(
-    db: asyncpg.Connection, charge_point_id: str, transaction_id: int
+    db: Connection, charge_point_id: str, transaction_id: int
 ) -> StopTarget | None:
     """The transaction row (locked until the caller's database transaction ends), if any."""
     record = await db.fetchrow(
@@ -98,7 +102,7 @@ async def lock_for_stop(
     )
 
 
-async def stop(db: asyncpg.Connection, row: StopRow) -> int | None:
+async def stop(db: Connection, row: StopRow) -> int | None:
     """Apply the charger's stop; return the meter start, or None if we never issued it.
 
     A transaction the central system closed keeps that flag and the time it closed it;
@@ -132,11 +136,13 @@ def _extra(payload: dict[str, Any]) -> dict[str, Any] | None:
     return extra or None
 
 
-async def record_orphan_stop(db: asyncpg.Connection, row: StopRow) -> None:
+async def record_orphan_stop(db: Connection, row: StopRow) -> None:
+    """Keep a stop for an id we never issued; a resend of it is stored once (0006)."""
     await db.execute(
         """INSERT INTO orphan_stops (charge_point_id, transaction_id, id_tag, meter_stop_wh,
                stop_timestamp, stop_reason, received_at, payload)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT DO NOTHING""",
         row.charge_point_id,
         row.transaction_id,
         row.id_tag,
@@ -228,3 +234,32 @@ async def active_by_connector(pool: asyncpg.Pool, charge_point_id: str) -> dict[
         charge_point_id,
     )
     return {r["connector_id"]: r["id"] for r in rows}
+
+
+async def stop_of(pool: asyncpg.Pool, transaction_id: int) -> asyncpg.Record | None:
+    """The stop of a transaction (meter_stop_wh, stop_reason, stop_received_at,
+    closed_by_central_system, superseded_by), if received or closed by us.
+
+    For consumers resuming after a restart: a stop may have arrived while they were down.
+    """
+    return await pool.fetchrow(
+        "SELECT meter_stop_wh, stop_reason, stop_received_at, closed_by_central_system, "
+        "superseded_by FROM transactions WHERE id = $1 AND stop_received_at IS NOT NULL",
+        transaction_id,
+    )
+
+
+async def started_with(
+    pool: asyncpg.Pool, charge_point_id: str, connector_id: int, id_tag: str, since: datetime
+) -> asyncpg.Record | None:
+    """The latest transaction started on the connector with ``id_tag`` since ``since``."""
+    return await pool.fetchrow(
+        """SELECT id, meter_start_wh, stop_received_at FROM transactions
+           WHERE charge_point_id = $1 AND connector_id = $2 AND upper(id_tag) = upper($3)
+             AND start_received_at >= $4
+           ORDER BY start_received_at DESC LIMIT 1""",
+        charge_point_id,
+        connector_id,
+        id_tag,
+        since,
+    )

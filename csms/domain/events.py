@@ -69,6 +69,18 @@ class MeterSampled:
     at: datetime
 
 
+@dataclass(slots=True, frozen=True)
+class CertificateSigningRequested:
+    """A charger sent an acceptable SignCertificate; CertificateSigned is to follow.
+
+    Only the security service acts on it; other subscribers ignore it.
+    """
+
+    charge_point_id: str
+    csr_pem: str
+    at: datetime
+
+
 Event = (
     ChargePointConnected
     | ChargePointDisconnected
@@ -76,6 +88,7 @@ Event = (
     | TransactionStarted
     | TransactionStopped
     | MeterSampled
+    | CertificateSigningRequested
 )
 
 

@@ -17,6 +17,7 @@ from csms.db.charge_points import BootRow
 from csms.db.connectors import StatusRow
 from csms.domain import registration
 from csms.domain.authorization import id_tag_info
+from csms.domain.connectors import is_plausible
 from csms.domain.events import ConnectorStatusChanged
 from csms.ocpp16.normalize import TimestampError, parse_timestamp
 from csms.ocpp16.stale_transactions import close_stale_transactions
@@ -80,12 +81,11 @@ async def status_notification(
         if "timestamp" in payload
         else (None, False)
     )
-    conn.note_deviations(deviations)
     connector_id = payload["connectorId"]
-    if connector_id < 0:
-        raise PropertyConstraintViolationError(
-            description="connectorId must be 0 or greater", details={"field": "connectorId"}
-        )
+    if not is_plausible(connector_id):
+        # Kept in the history as reported, but no connector is created for it.
+        deviations.append("connector_out_of_range")
+    conn.note_deviations(deviations)
     extra = {k: v for k, v in payload.items() if k not in _STATUS_KEYS} or None
     row = StatusRow(
         conn.charge_point_id,
@@ -103,7 +103,8 @@ async def status_notification(
     await conn.services.statuses.write([row])
     statuses = conn.services.connector_statuses.setdefault(conn.charge_point_id, {})
     previous = statuses.get(connector_id)
-    statuses[connector_id] = row.status
+    if is_plausible(connector_id):
+        statuses[connector_id] = row.status
     if previous != row.status or row.error_code != "NoError":
         conn.log.info(
             "ocpp.status_changed",

@@ -162,6 +162,10 @@ def normalise_sampled_value(
     canonical, factor = scale
     if factor != 1:
         deviations.append(f"unit_{unit}")
+        if not math.isfinite(number * factor):
+            # "1e306" kWh is a finite reading but no finite number of Wh: keep it raw only.
+            deviations.append("sampled_value_not_numeric")
+            return SampledNumber(None, canonical)
     return SampledNumber(number * factor, canonical)
 
 

@@ -10,6 +10,7 @@ from csms.db import id_tags, transactions
 from csms.db.meter_values import MeterValueRow, flush_meter_values
 from csms.db.transactions import StartRow, StopRow
 from csms.domain.authorization import id_tag_info
+from csms.domain.connectors import connector_deviation
 from csms.domain.events import MeterSampled, TransactionStarted, TransactionStopped
 from csms.ocpp16.handlers import Payload, timestamp_or_error
 from csms.ocpp16.normalize import normalise_sampled_value
@@ -28,6 +29,7 @@ async def start_transaction(
 ) -> Payload:
     deviations: list[str] = []
     started_at, suspect = timestamp_or_error(payload["timestamp"], deviations, "timestamp")
+    note_connector(conn, payload["connectorId"], deviations)
     conn.note_deviations(deviations)
     id_tag = payload["idTag"]
     info = id_tag_info(await id_tags.find(conn.services.pool, id_tag), now)
@@ -178,6 +180,14 @@ async def _stop_with_data(
     return outcome
 
 
+def note_connector(conn: ChargePointConnection, connector_id: int, deviations: list[str]) -> None:
+    """A connector the charger never reported is used as sent, and logged (not refused)."""
+    reported = conn.services.connector_statuses.get(conn.charge_point_id, {})
+    deviation = connector_deviation(connector_id, reported)
+    if deviation is not None:
+        deviations.append(deviation)
+
+
 async def meter_values(conn: ChargePointConnection, payload: Payload, now: datetime) -> Payload:
     connector_id = payload["connectorId"]
     transaction_id = payload.get("transactionId")
@@ -187,6 +197,7 @@ async def meter_values(conn: ChargePointConnection, payload: Payload, now: datet
         if transaction_id is not None:
             conn.note_deviations(["meter_values_without_transaction_id"])
     deviations: list[str] = []
+    note_connector(conn, connector_id, deviations)
     rows = meter_rows(
         conn,
         payload["meterValue"],

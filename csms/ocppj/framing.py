@@ -17,6 +17,8 @@ from ocpp.exceptions import (
     ProtocolError,
 )
 
+from csms.ocppj import holdable
+
 CALL = 2
 CALLRESULT = 3
 CALLERROR = 4
@@ -33,7 +35,7 @@ def _reject_constant(name: str) -> Any:
 
 # Built once: json.loads/dumps with options construct a codec per call, which was
 # measurable on the heartbeat path. NaN/Infinity are refused on the way out too.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=holdable.parse_float)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
@@ -73,8 +75,17 @@ class MalformedFrame(Exception):
 def parse_frame(text: str | bytes) -> Message:
     """Parse one WebSocket message into a Call, CallResult or CallError."""
     try:
-        frame = _DECODER.decode(text if isinstance(text, str) else text.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+        text = text if isinstance(text, str) else text.decode("utf-8")
+        # Bounded before parsing: nothing after the decoder recurses a thousand levels.
+        if holdable.nesting_exceeds(text):
+            depth = holdable.MAX_DEPTH
+            raise MalformedFrame(
+                FormationViolationError(description=f"Nested deeper than {depth} levels"),
+                _guess_message_id(text),
+            )
+        overflows = holdable.overflows_seen()
+        frame = _DECODER.decode(text)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise MalformedFrame(
             FormationViolationError(description="Message is not valid JSON"),
             _guess_message_id(text),
@@ -98,6 +109,11 @@ def parse_frame(text: str | bytes) -> Message:
             raise MalformedFrame(
                 FormationViolationError(description="Payload must be a JSON object"), message_id
             )
+        # What we could not store is refused before anyone answers it (csms.ocppj.holdable).
+        if holdable.may_be_unholdable(text, overflows):
+            error = holdable.unholdable_error(payload)
+            if error is not None:
+                raise MalformedFrame(error, message_id)
         return Call(message_id, action, payload)
     if message_type == CALLRESULT and len(frame) == 3:
         payload = frame[2]

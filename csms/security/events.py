@@ -1,15 +1,10 @@
-"""Events the security handlers publish on the domain event bus (others ignore them)."""
+"""Events the security handlers publish on the domain event bus (others ignore them).
+
+Defined with the other domain events (the bus's ``Event`` union names them all).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from csms.domain.events import CertificateSigningRequested
 
-
-@dataclass(slots=True, frozen=True)
-class CertificateSigningRequested:
-    """A charger sent an acceptable SignCertificate; CertificateSigned is to follow."""
-
-    charge_point_id: str
-    csr_pem: str
-    at: datetime
+__all__ = ["CertificateSigningRequested"]

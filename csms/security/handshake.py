@@ -1,7 +1,10 @@
 """The security check run during the WebSocket upgrade, before any OCPP message.
 
-One database read per attempt (the charger's profile and password hashes); the password
-is checked with scrypt in a worker thread so a storm of logins does not stall the loop.
+The charger's profile and password hashes come from a ``SecurityCache`` (a database
+read on first sight, then memory until a write invalidates it); a refusal based on a
+cached row is re-judged on a fresh read, so a change another path made a moment ago
+cannot lock a charger out. The password is checked with scrypt in a worker thread so a
+storm of logins does not stall the loop.
 Refusals are logged as ``ocpp.auth_failed`` with a reason and never with the password,
 the Authorization header or the certificate.
 """
@@ -25,6 +28,7 @@ from websockets.http11 import Request, Response
 from csms.db import security as db
 from csms.db.security import SecurityRow
 from csms.security.backoff import FailureThrottle
+from csms.security.cache import SecurityCache
 from csms.security.passwords import verify_password
 from csms.security.profiles import (
     HTTP_STATUS,
@@ -79,6 +83,7 @@ class HandshakeGuard:
         on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._pool = pool
+        self.cache = SecurityCache(pool)
         # Told the reason of every refusal (the auth-failure metric).
         self._on_refused = on_refused
         self.default_profile = default_profile
@@ -115,22 +120,36 @@ class HandshakeGuard:
             has_password=basic is not None,
             certificate_names=certificate_names(ssl_object),
         )
-        row = await db.fetch_security(self._pool, identity)
-        charger = self._charger(row)
-        verdict = judge(attempt, charger)
-        refusal = verdict.refusal
-        if refusal is None and verdict.check_password:
-            assert basic is not None
-            refusal = await self._check_password(identity, basic[1], row)
+        password = basic[1] if basic else None
+        cached = self.cache.cached(identity)
+        row = await self.cache.get(identity)
+        charger, refusal = await self._decide(attempt, password, row)
+        if refusal is not None and cached:
+            fresh = await self.cache.fetch(identity)
+            if fresh != row:
+                row = fresh
+                charger, refusal = await self._decide(attempt, password, row)
         if refusal is not None:
             return self._refuse(connection, attempt, charger, refusal, address)
         self.throttle.succeeded(identity)
         promoted = promoted_profile(attempt, charger)
         if promoted is not None:
             await db.promote_pending_profile(self._pool, identity, promoted)
+            self.cache.invalidate(identity)
             log.info("ocpp.security_profile_raised", charge_point_id=identity, profile=promoted)
         self.connected_profiles[identity] = attempt.offered_profile
         return None
+
+    async def _decide(
+        self, attempt: Attempt, password: bytes | None, row: SecurityRow | None
+    ) -> tuple[ChargerSecurity, Refusal | None]:
+        charger = self._charger(row)
+        verdict = judge(attempt, charger)
+        refusal = verdict.refusal
+        if refusal is None and verdict.check_password:
+            assert password is not None
+            refusal = await self._check_password(attempt.identity, password, row)
+        return charger, refusal
 
     def _charger(self, row: SecurityRow | None) -> ChargerSecurity:
         if row is None:
@@ -153,6 +172,7 @@ class HandshakeGuard:
         if matched == row.pending_password_hash:
             # The charger took the new AuthorizationKey (our answer may have been lost).
             await db.promote_pending_password(self._pool, identity, matched, self._clock())
+            self.cache.invalidate(identity)
             log.info("ocpp.password_rotation_completed", charge_point_id=identity)
         return None
 

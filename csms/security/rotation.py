@@ -66,7 +66,10 @@ class CredentialFlows:
         default_profile: int,
         clock: Callable[[], datetime],
         new_charger_status: str,
+        changed: Callable[[str], None] = lambda _charge_point_id: None,
     ) -> None:
+        # Told after every write to a charger's security row (the guard's cache).
+        self._changed = changed
         self._new_charger_status = new_charger_status
         self._pool = pool
         self._send = send
@@ -82,6 +85,7 @@ class CredentialFlows:
         password = generate_password()
         pending = await asyncio.to_thread(hash_password, password)
         await db.set_pending_password(self._pool, charge_point_id, pending)
+        self._changed(charge_point_id)
         try:
             answer = await self._send(
                 charge_point_id,
@@ -94,11 +98,14 @@ class CredentialFlows:
             raise
         except CommandError:
             await db.set_pending_password(self._pool, charge_point_id, None)
+            self._changed(charge_point_id)
             raise
         if answer.get("status") != "Accepted":
             await db.set_pending_password(self._pool, charge_point_id, None)
+            self._changed(charge_point_id)
             raise ChargerRefused("AuthorizationKey", str(answer.get("status")))
         await db.promote_pending_password(self._pool, charge_point_id, pending, self._clock())
+        self._changed(charge_point_id)
         log.info("security.password_rotated", charge_point_id=charge_point_id)
         return password
 
@@ -115,6 +122,7 @@ class CredentialFlows:
         now = self._clock()
         await db.ensure_charger(self._pool, charge_point_id, registration_status, now)
         await db.set_password_hash(self._pool, charge_point_id, password_hash, now)
+        self._changed(charge_point_id)
         log.info("security.password_provisioned", charge_point_id=charge_point_id)
         return password
 
@@ -135,6 +143,7 @@ class CredentialFlows:
             return ProfileChange(current, row.pending_security_profile)
         if target == current or not self._is_connected(charge_point_id):
             await db.set_profile(self._pool, charge_point_id, target)
+            self._changed(charge_point_id)
             log.info("security.profile_set", charge_point_id=charge_point_id, profile=target)
             return ProfileChange(target, None)
         password = None
@@ -142,6 +151,7 @@ class CredentialFlows:
             # Whitepaper A05: the AuthorizationKey must be set before Basic auth is required.
             password = await self.rotate_password(charge_point_id)
         await db.set_pending_profile(self._pool, charge_point_id, target)
+        self._changed(charge_point_id)
         try:
             answer = await self._send(
                 charge_point_id,
@@ -152,9 +162,11 @@ class CredentialFlows:
             raise
         except CommandError:
             await db.set_pending_profile(self._pool, charge_point_id, None)
+            self._changed(charge_point_id)
             raise
         if answer.get("status") != "Accepted":
             await db.set_pending_profile(self._pool, charge_point_id, None)
+            self._changed(charge_point_id)
             raise ChargerRefused("SecurityProfile", str(answer.get("status")))
         log.info("security.profile_requested", charge_point_id=charge_point_id, profile=target)
         return ProfileChange(current, target, password)

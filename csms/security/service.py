@@ -55,6 +55,9 @@ class SecurityService:
             settings.security_profile,
             clock,
             registration.initial_status(settings.unknown_chargers),
+            # The handshake answers from its cache: every credential write must drop
+            # the charger's cached row (a cluster would broadcast this call).
+            changed=guard.cache.invalidate,
         )
         self.ca: ChargerCA | None = None
         self._queue: asyncio.Queue[Any] | None = None

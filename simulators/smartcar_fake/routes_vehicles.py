@@ -168,11 +168,13 @@ async def batch(request: Request, vehicle_id: str) -> dict[str, Any]:
     items = body.get("requests")
     if not isinstance(items, list) or not items:
         raise ApiError("VALIDATION", description='"requests" must be a non-empty list.')
-    paths = [item.get("path") if isinstance(item, dict) else None for item in items]
-    for path in paths:
-        if path not in vehicle_api.READS:
+    paths: list[str] = []
+    for item in items:
+        path = item.get("path") if isinstance(item, dict) else None
+        if not isinstance(path, str) or path not in vehicle_api.READS:
             # §5: one misspelled path fails the whole batch.
             raise ApiError("VALIDATION", description=f"Invalid path in batch request: {path}.")
+        paths.append(path)
     fake.costs.charge(vehicle_id, fake.clock(), len(paths))
     units = unit_system(request)
     request_id = request.state.request_id

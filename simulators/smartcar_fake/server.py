@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -68,14 +69,18 @@ def bind_localhost(port: int = 0) -> socket.socket:
     return sock
 
 
-def _server(app: ASGIApp, lifespan: str = "on") -> uvicorn.Server:
+# uvicorn's values: run the app's startup/shutdown ("on"), skip it ("off"), or try ("auto").
+Lifespan = Literal["auto", "on", "off"]
+
+
+def _server(app: ASGIApp, lifespan: Lifespan = "on") -> uvicorn.Server:
     config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False)
     return uvicorn.Server(config)
 
 
 @asynccontextmanager
 async def serve_on_localhost(
-    app: ASGIApp, port: int = 0, lifespan: str = "on"
+    app: ASGIApp, port: int = 0, lifespan: Lifespan = "on"
 ) -> AsyncIterator[str]:
     """Serve any ASGI app with uvicorn on 127.0.0.1 for the block; yields its base URL."""
     sock = bind_localhost(port)

@@ -124,10 +124,13 @@ def charge_command(vehicle: Vehicle, action: object) -> Body:
     return dict(COMMAND_SUCCESS)
 
 
-def set_charge_limit(vehicle: Vehicle, raw: object) -> Body:
-    """POST /charge/limit: a fraction 0.5..1; the Node SDK sends it as a string."""
+def set_charge_limit(vehicle: Vehicle, raw: Any) -> Body:
+    """POST /charge/limit: a fraction 0.5..1; the Node SDK sends it as a string.
+
+    ``raw`` is whatever the JSON body held: anything ``float()`` refuses is a VALIDATION error.
+    """
     try:
-        limit = float(raw)  # type: ignore[arg-type]
+        limit = float(raw)
     except (TypeError, ValueError):
         raise ApiError("VALIDATION", description='"limit" must be a number.') from None
     if not 0.5 <= limit <= 1.0:

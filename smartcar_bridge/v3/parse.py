@@ -19,6 +19,11 @@ from smartcar_bridge.v3 import choices
 Body = Mapping[str, Any]
 
 
+def _mapping_or(value: Any, default: Body) -> Body:
+    """``value`` when it is an object, else ``default``: tolerates a missing or odd member."""
+    return value if isinstance(value, Mapping) else default
+
+
 def _resource(body: Body) -> Body:
     # §8/§14.3: the docs show single resources both with and without the "data" wrapper.
     data = body.get("data")
@@ -57,12 +62,11 @@ class Signal:
 
 def signal(raw: Body, request: Meta | None = None) -> Signal:
     raw = _resource(raw)
-    attributes = raw.get("attributes") if isinstance(raw.get("attributes"), Mapping) else raw
+    attributes = _mapping_or(raw.get("attributes"), raw)
     status = attributes.get("status") or {}
     state = status.get("value", "SUCCESS") if isinstance(status, Mapping) else str(status)
     body = attributes.get("body")
-    meta = raw.get("meta") if isinstance(raw.get("meta"), Mapping) else {}
-    meta = meta or (attributes.get("meta") if isinstance(attributes.get("meta"), Mapping) else {})
+    meta = _mapping_or(raw.get("meta"), {}) or _mapping_or(attributes.get("meta"), {})
     code = attributes.get("code") or raw.get("id")
     return Signal(
         code=str(code),
@@ -118,7 +122,7 @@ class VehicleAttributes:
 
 def vehicle(body: Body, meta: Meta) -> VehicleAttributes:
     raw = _resource(body)
-    attributes = raw.get("attributes") if isinstance(raw.get("attributes"), Mapping) else raw
+    attributes = _mapping_or(raw.get("attributes"), raw)
     year = attributes.get("year")
     return VehicleAttributes(
         str(raw["id"]),
@@ -259,7 +263,7 @@ def location(signals: Mapping[str, Signal], meta: Meta) -> Location:
     if found is None:
         raise KeyError(choices.LOCATION)
     body = found.body
-    value = body.get("value") if isinstance(body.get("value"), Mapping) else body
+    value = _mapping_or(body.get("value"), body)
     return Location(_number(value["latitude"]), _number(value["longitude"]), _meta(meta, found))
 
 

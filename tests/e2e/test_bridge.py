@@ -110,7 +110,7 @@ async def test_car_already_at_target_gets_no_session(
     assert await db.fetchval("SELECT count(*) FROM charging_sessions") == 0
 
 
-async def test_two_cars_plugged_in_side_by_side_are_ambiguous_and_nothing_starts(
+async def test_two_cars_plugged_in_side_by_side_are_told_apart_by_a_confirmation_start(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
     world = World(
@@ -122,10 +122,14 @@ async def test_two_cars_plugged_in_side_by_side_are_ambiguous_and_nothing_starts
             await env.link(await env.create_account(), VIN_A, VIN_B)
             env.runner.plug_in(VIN_A, "CP-A", 1)
             env.runner.plug_in(VIN_B, "CP-B", 1)
-            async with asyncio.timeout(TIMEOUT):
-                while len(_events(logs, "bridge.ambiguous_match")) < 2:
-                    await asyncio.sleep(0.05)
-    assert await db.fetchval("SELECT count(*) FROM charging_sessions") == 0
+            await env.wait_for(
+                "SELECT count(*) = 2 FROM charging_sessions WHERE state = 'charging'",
+                timeout=TIMEOUT * 3,
+            )
+            rows = await db.fetch("SELECT charge_point_id, vin FROM charging_sessions ORDER BY 1")
+    assert [(r["charge_point_id"], r["vin"]) for r in rows] == [("CP-A", VIN_A), ("CP-B", VIN_B)]
+    assert _events(logs, "bridge.ambiguous_match")
+    assert _events(logs, "bridge.confirmation_succeeded")
 
 
 async def test_simultaneous_plug_ins_at_two_sites_each_get_the_right_car(

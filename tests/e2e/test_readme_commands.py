@@ -49,7 +49,7 @@ def simulator_commands() -> list[list[str]]:
         if words[:2] in (["make", "demo"], ["make", "demo-bridge"]):
             found.append(words)
         elif words[0] == ".venv/bin/python" and (
-            (words[1] == "-m" and words[2] in SIMULATORS) or words[1].startswith("bench/")
+            words[1] == "-m" and (words[2] in SIMULATORS or words[2] == "bench.reference_server")
         ):
             found.append(words)
     return found
@@ -82,7 +82,7 @@ def test_every_simulator_command_in_the_readme_is_covered_here() -> None:
         "-m simulators world",
         "-m simulators cards",
         "-m simulators.smartcar_fake",
-        "bench/reference_server.py",
+        "-m bench.reference_server",
     )
     lines = [" ".join(w) for w in simulator_commands()]
     assert len(lines) == len(covered), lines
@@ -156,7 +156,7 @@ async def test_the_smartcar_fake_runs_as_printed(drop_redirect_uri: bool) -> Non
 
 async def test_the_reference_server_runs_as_printed() -> None:
     port = free_port()
-    argv = localise(by_program("bench/reference_server.py"), {9100: port})
+    argv = localise(by_program("-m bench.reference_server"), {9100: port})
     code, _, err = await run_until_answering(argv, f"http://127.0.0.1:{port}/")
     no_traceback(err)
     assert code in (0, 1, -signal.SIGINT), err

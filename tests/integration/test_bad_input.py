@@ -8,9 +8,11 @@ import asyncpg
 import pytest
 import structlog
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from csms.app import CentralSystem
+from csms.config import Settings
+from csms.ocpp16.server import MAX_FRAME_BYTES
 from tests.conftest import TIMEOUT
 from tests.ocpp_client import raw_charger
 
@@ -301,3 +303,196 @@ async def test_retransmitted_stop_transaction_is_answered_and_changes_nothing(
     assert len(stopped) == 1, "a resent stop must not be billed twice"
     assert await db.fetchval("SELECT stop_received_at FROM transactions WHERE id = $1", tx) == first
     assert await db.fetchval("SELECT count(*) FROM meter_values WHERE transaction_id = $1", tx) == 1
+
+
+START = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "2026-11-25T10:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("action", "frame_payload", "field"),
+    [
+        ("StartTransaction", json.dumps({**START, "idTag": "T\u0000"}), "idTag"),
+        ("StartTransaction", json.dumps({**START, "vendor": "\udc00"}), "vendor"),
+        ("StartTransaction", json.dumps(START)[:-1] + ', "vendorCount": 1e400}', "vendorCount"),
+        (
+            "StopTransaction",
+            '{"transactionId": 77, "meterStop": 5, "timestamp": "2026-11-25T10:00:00Z", '
+            '"vendorRatio": -1e400}',
+            "vendorRatio",
+        ),
+        (
+            "StopTransaction",
+            json.dumps(
+                {"transactionId": 78, "meterStop": 5, "timestamp": "2026-11-25T10:00:00Z"}
+                | {"idTag": "A\u0000B"}
+            ),
+            "idTag",
+        ),
+        (
+            "MeterValues",
+            json.dumps(
+                {
+                    "connectorId": 1,
+                    "meterValue": [
+                        {"timestamp": "2026-11-25T10:00:00Z", "sampledValue": [{"value": "1\0"}]}
+                    ],
+                }
+            ),
+            "meterValue.0.sampledValue.0.value",
+        ),
+        (
+            "StatusNotification",
+            json.dumps({"connectorId": 1, "errorCode": "NoError", "status": "Available"})[:-1]
+            + ', "info": "\\ud800"}',
+            "info",
+        ),
+    ],
+)
+async def test_value_postgresql_cannot_hold_is_refused_before_answering(
+    system: CentralSystem, db: asyncpg.Connection, action: str, frame_payload: str, field: str
+) -> None:
+    async with raw_charger(system.ocpp.port, "CP-NUL") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        answer = await charger.send_raw(f'[2, "x1", "{action}", {frame_payload}]')
+        assert answer[:3] == [4, "x1", "PropertyConstraintViolation"]
+        assert answer[4] == {"field": field}
+        assert "currentTime" in await charger.call_ok("Heartbeat", {})
+    for table in ("transactions", "orphan_stops", "meter_values", "status_history"):
+        assert await db.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+
+
+@pytest.mark.parametrize("levels", [40, 990, 10_000])
+async def test_deeply_nested_frame_is_a_formation_violation_and_the_connection_stays(
+    system: CentralSystem, levels: int
+) -> None:
+    deep = "[" * levels + "]" * levels
+    with structlog.testing.capture_logs() as logs:
+        async with raw_charger(system.ocpp.port, "CP-DEEP") as charger:
+            await charger.call_ok("BootNotification", BOOT)
+            answer = await charger.send_raw(f'[2, "d1", "DataTransfer", {{"vendorId": {deep}}}]')
+            assert answer[:3] == [4, "d1", "FormationViolation"]
+            assert "currentTime" in await charger.call_ok("Heartbeat", {})
+    assert not [e for e in logs if e["log_level"] == "error"]
+
+
+async def test_frame_over_the_size_limit_closes_with_1009_and_the_charger_reconnects(
+    system: CentralSystem,
+) -> None:
+    async with raw_charger(system.ocpp.port, "CP-HUGE") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        blob = "x" * (MAX_FRAME_BYTES + 1)
+        with pytest.raises(ConnectionClosed) as closed:
+            await charger.send_raw(f'[2, "h1", "DataTransfer", {{"vendorId": "{blob}"}}]')
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    async with raw_charger(system.ocpp.port, "CP-HUGE") as charger:
+        assert "currentTime" in await charger.call_ok("Heartbeat", {})
+
+
+async def test_invalid_utf8_closes_with_1007(system: CentralSystem) -> None:
+    async with raw_charger(system.ocpp.port, "CP-UTF8") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        await charger.ws.send(b'[2, "u1", "Heartbeat", {"x": "\xff"}]', text=True)
+        with pytest.raises(ConnectionClosed) as closed:
+            await charger.receive()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+
+
+@pytest.mark.parametrize(
+    ("action", "payload"),
+    [
+        ("StartTransaction", {**START, "connectorId": 0}),
+        ("StartTransaction", {**START, "connectorId": -2}),
+        (
+            "MeterValues",
+            {
+                "connectorId": -1,
+                "meterValue": [
+                    {"timestamp": "2026-11-25T10:00:00Z", "sampledValue": [{"value": "1"}]}
+                ],
+            },
+        ),
+        ("StatusNotification", {"connectorId": -1, "errorCode": "NoError", "status": "Available"}),
+    ],
+)
+async def test_connector_id_1_6_does_not_allow_is_refused_and_nothing_stored(
+    system: CentralSystem, db: asyncpg.Connection, action: str, payload: dict[str, object]
+) -> None:
+    async with raw_charger(system.ocpp.port, "CP-CONN") as charger:
+        await charger.call_ok("BootNotification", BOOT)
+        answer = await charger.call(action, payload)
+    assert answer[0] == 4 and answer[2] == "PropertyConstraintViolation"
+    assert answer[4] == {"field": "connectorId"}
+    for table in ("transactions", "meter_values", "status_history"):
+        assert await db.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+
+
+async def test_connector_id_no_charger_has_is_kept_in_history_but_creates_no_connector(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    status = {"errorCode": "NoError", "status": "Available", "timestamp": "2026-11-25T10:00:00Z"}
+    with structlog.testing.capture_logs() as logs:
+        async with raw_charger(system.ocpp.port, "CP-MANY") as charger:
+            await charger.call_ok("BootNotification", BOOT)
+            await charger.call_ok("StatusNotification", {**status, "connectorId": 1})
+            await charger.call_ok("StatusNotification", {**status, "connectorId": 2_000_000})
+            # A connector it never reported: stored as sent, logged.
+            await charger.start_transaction(10, "2026-11-25T10:01:00Z", connector_id=3)
+    connectors = await db.fetch(
+        "SELECT connector_id FROM connectors WHERE charge_point_id = $1", "CP-MANY"
+    )
+    assert [r["connector_id"] for r in connectors] == [1]
+    history = await db.fetch("SELECT connector_id FROM status_history ORDER BY connector_id")
+    assert [r["connector_id"] for r in history] == [1, 2_000_000]
+    assert await db.fetchval("SELECT connector_id FROM transactions") == 3
+    kinds = {e["kind"] for e in logs if e["event"] == "ocpp.nonconforming"}
+    assert {"connector_out_of_range", "connector_not_reported"} <= kinds
+
+
+async def test_boot_with_40_character_serial_number_is_accepted_and_kept_in_full(
+    system: CentralSystem, db: asyncpg.Connection
+) -> None:
+    serial = "SN-" + "0123456789" * 3 + "ABCDEFG"
+    assert len(serial) == 40
+    with structlog.testing.capture_logs() as logs:
+        async with raw_charger(system.ocpp.port, "CP-LONGSN") as charger:
+            answer = await charger.call_ok(
+                "BootNotification", {**BOOT, "chargeBoxSerialNumber": serial}
+            )
+    assert answer["status"] == "Accepted"
+    stored = await db.fetchval(
+        "SELECT charge_box_serial_number FROM charge_points WHERE id = 'CP-LONGSN'"
+    )
+    assert stored == serial
+    kinds = [e["kind"] for e in logs if e["event"] == "ocpp.nonconforming"]
+    assert kinds.count("string_too_long") == 1
+
+
+async def test_resends_after_a_restart_are_stored_once(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    meter_values = {
+        "connectorId": 1,
+        "meterValue": [
+            {"timestamp": "2026-11-25T10:00:00Z", "sampledValue": [{"value": "5"}, {"value": "6"}]}
+        ],
+    }
+    status = {
+        "connectorId": 1,
+        "errorCode": "NoError",
+        "status": "Available",
+        "timestamp": "2026-11-25T10:00:00Z",
+    }
+    orphan = {"transactionId": 4242, "meterStop": 9, "timestamp": "2026-11-25T10:30:00Z"}
+    for _ in range(2):  # a new process each time: nothing remembered in memory
+        central = CentralSystem(settings)
+        await central.start()
+        try:
+            async with raw_charger(central.ocpp.port, "CP-RESEND") as charger:
+                await charger.call_ok("MeterValues", meter_values)
+                await charger.call_ok("StatusNotification", status)
+                await charger.call_ok("StopTransaction", orphan)
+        finally:
+            await central.stop()
+    assert await db.fetchval("SELECT count(*) FROM meter_values") == 2
+    assert await db.fetchval("SELECT count(*) FROM status_history") == 1
+    assert await db.fetchval("SELECT count(*) FROM orphan_stops") == 1

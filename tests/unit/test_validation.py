@@ -13,6 +13,7 @@ from ocpp.exceptions import (
 )
 
 from csms.ocpp16.validation import (
+    HARD_MAX_LENGTH,
     load_schema,
     relax,
     schema_for,
@@ -363,27 +364,55 @@ def test_failed_validation_leaves_the_payload_untouched() -> None:
 
 
 BAD_VALUE = [
-    ("BootNotification", {"chargePointVendor": "V" * 21}),
-    ("BootNotification", {"chargePointModel": "M" * 21}),
-    ("BootNotification", {"chargePointSerialNumber": "S" * 26}),
-    ("BootNotification", {"firmwareVersion": "F" * 51}),
-    ("BootNotification", {"iccid": "1" * 21}),
     ("StatusNotification", {"status": "Plugged"}),
     ("StatusNotification", {"status": "Occupied-ish"}),
     ("StatusNotification", {"errorCode": "Meltdown"}),
-    ("StatusNotification", {"info": "i" * 51}),
-    ("StatusNotification", {"vendorErrorCode": "e" * 51}),
     ("StopTransaction", {"reason": "Bored"}),
-    ("DataTransfer", {"vendorId": "v" * 256}),
-    ("DataTransfer", {"messageId": "m" * 51}),
     ("DiagnosticsStatusNotification", {"status": "Done"}),
     ("FirmwareStatusNotification", {"status": "Flashing"}),
+    ("BootNotification", {"chargePointVendor": "V" * (HARD_MAX_LENGTH + 1)}),
+    ("StatusNotification", {"info": "i" * (HARD_MAX_LENGTH + 1)}),
+    ("Authorize", {"idTag": "X" * (HARD_MAX_LENGTH + 1)}),
+]
+
+TOO_LONG = [
+    ("BootNotification", {"chargePointVendor": "V" * 21}),
+    ("BootNotification", {"chargePointModel": "M" * 21}),
+    ("BootNotification", {"chargePointSerialNumber": "S" * 26}),
+    ("BootNotification", {"chargeBoxSerialNumber": "C" * 40}),
+    ("BootNotification", {"firmwareVersion": "F" * 51}),
+    ("BootNotification", {"iccid": "1" * 21}),
+    ("StatusNotification", {"info": "i" * 51}),
+    ("StatusNotification", {"vendorErrorCode": "e" * 51}),
+    ("DataTransfer", {"vendorId": "v" * 256}),
+    ("DataTransfer", {"messageId": "m" * 51}),
     ("Authorize", {"idTag": "X" * 256}),
+    ("StartTransaction", {"idTag": "X" * HARD_MAX_LENGTH}),
 ]
 
 
+@pytest.mark.parametrize(("action", "changes"), TOO_LONG)
+def test_string_over_its_cistring_maximum_is_kept_in_full_and_reported(
+    action: str, changes: dict[str, Any]
+) -> None:
+    deviations: list[str] = []
+
+    result = validate_request(action, _with(action, **changes), deviations)
+
+    assert result == _with(action, **changes)
+    assert deviations == ["string_too_long"]
+
+
+def test_string_within_its_maximum_is_not_reported() -> None:
+    deviations: list[str] = []
+
+    validate_request("BootNotification", _with("BootNotification", iccid="1" * 20), deviations)
+
+    assert deviations == []
+
+
 @pytest.mark.parametrize(("action", "changes"), BAD_VALUE)
-def test_bad_enum_or_too_long_string_is_a_property_constraint_violation(
+def test_bad_enum_or_string_over_the_hard_bound_is_a_property_constraint_violation(
     action: str, changes: dict[str, Any]
 ) -> None:
     assert _error_code(action, _with(action, **changes)) == "PropertyConstraintViolation"
@@ -662,7 +691,7 @@ def test_relax_does_not_mutate_the_schema_it_is_given() -> None:
 
     assert schema == original
     assert "additionalProperties" not in relaxed
-    assert relaxed["properties"]["idTag"]["maxLength"] == 255
+    assert relaxed["properties"]["idTag"]["maxLength"] == HARD_MAX_LENGTH
 
 
 def test_relaxing_leaves_the_cached_strict_schema_strict() -> None:
@@ -688,8 +717,79 @@ def test_relaxed_schema_drops_formats_and_additional_properties_at_every_level()
     assert "additionalProperties" not in item["properties"]["sampledValue"]["items"]
 
 
-def test_relaxed_schema_keeps_other_length_limits() -> None:
+def test_relaxed_schema_bounds_strings_by_the_hard_limit_and_keeps_longer_ones() -> None:
     relaxed = schema_for("BootNotification", relaxed=True)
 
-    assert relaxed["properties"]["chargePointVendor"]["maxLength"] == 20
+    assert relaxed["properties"]["chargePointVendor"]["maxLength"] == HARD_MAX_LENGTH
     assert relaxed["required"] == ["chargePointVendor", "chargePointModel"]
+    csr = schema_for("SignCertificate", relaxed=True)["properties"]["csr"]
+    assert csr["maxLength"] == load_schema("SignCertificate")["properties"]["csr"]["maxLength"]
+
+
+@pytest.mark.parametrize(
+    ("action", "connector_id"),
+    [
+        ("StartTransaction", 0),
+        ("StartTransaction", -1),
+        ("StatusNotification", -1),
+        ("MeterValues", -1),
+        ("MeterValues", "-3"),
+    ],
+)
+def test_connector_id_outside_what_1_6_allows_is_a_property_constraint_violation(
+    action: str, connector_id: Any
+) -> None:
+    with pytest.raises(PropertyConstraintViolationError) as caught:
+        validate_request(action, _with(action, connectorId=connector_id), [])
+
+    assert caught.value.details == {"field": "connectorId"}
+
+
+@pytest.mark.parametrize("action", ["StatusNotification", "MeterValues"])
+def test_connector_zero_is_the_charger_itself_and_allowed(action: str) -> None:
+    assert validate_request(action, _with(action, connectorId=0), [])["connectorId"] == 0
+
+
+UNHOLDABLE = [
+    ("Authorize", {"idTag": "AB\x00CD"}, "idTag", "NUL"),
+    ("Authorize", {"idTag": "AB\ud800"}, "idTag", "surrogate"),
+    ("BootNotification", {"firmwareVersion": "\udfff1.2"}, "firmwareVersion", "surrogate"),
+    ("StartTransaction", {"vendorData": {"k": [1.0, float("inf")]}}, "vendorData.k.1", "finite"),
+    ("StartTransaction", {"vendorData": {"k\x00": 1}}, "vendorData.k\x00", "NUL"),
+    ("DataTransfer", {"data": "x\x00"}, "data", "NUL"),
+    ("StopTransaction", {"reasonText": float("-inf")}, "reasonText", "finite"),
+]
+
+
+@pytest.mark.parametrize(("action", "changes", "field", "word"), UNHOLDABLE)
+def test_value_postgresql_cannot_hold_is_refused_naming_the_field(
+    action: str, changes: dict[str, Any], field: str, word: str
+) -> None:
+    with pytest.raises(PropertyConstraintViolationError) as caught:
+        validate_request(action, _with(action, **changes), [], screen=True)
+
+    assert caught.value.details == {"field": field}
+    assert word in caught.value.description
+
+
+def test_number_as_string_that_overflows_once_coerced_is_refused_unscreened() -> None:
+    payload = _with("StartTransaction", vendorData={"k": 1}, meterStart="1e400")
+
+    with pytest.raises(OCPPError):
+        validate_request("StartTransaction", payload, [])
+
+
+def test_unholdable_sampled_value_is_refused_naming_its_place() -> None:
+    payload = _meter_values(value="12\x00")
+
+    with pytest.raises(PropertyConstraintViolationError) as caught:
+        validate_request("MeterValues", payload, [], screen=True)
+
+    assert caught.value.details == {"field": "meterValue.0.sampledValue.0.value"}
+
+
+def test_characters_outside_the_bmp_and_literal_escapes_are_holdable() -> None:
+    # Screened as suspicious (a surrogate pair once encoded, a backslash-u), then cleared.
+    payload = _with("DataTransfer", data="car \U0001f697 \\u0000 Infinity")
+
+    assert validate_request("DataTransfer", payload, [], screen=True) == payload

@@ -1,0 +1,241 @@
+"""Active confirmation: start one connector and see which candidate car starts charging.
+
+When the set matcher cannot tell a plug-in's candidates apart (the same minute, the same
+site), the plug-in claims every candidate car (all or none, in the database), the charger
+gets a RemoteStartTransaction with an idTag issued for this start only, and the
+candidates' Smartcar charge state is read every ``confirm_poll`` seconds: the one car that
+turns to CHARGING is the car on this connector, and the session is opened for it on the
+running transaction. Nobody charging within ``confirm_timeout``, or more than one car
+charging, and the start is stopped: nothing is billed to anyone for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from csms.domain.events import TransactionStarted
+from csms.log import mask_vin
+from smartcar_bridge import plug_in_store as plug_ins
+from smartcar_bridge import session_store as sessions
+from smartcar_bridge import store
+from smartcar_bridge.matcher import CarWatch
+from smartcar_bridge.matching import ChargingReading, confirmed_car
+from smartcar_bridge.session_store import Session
+
+Command = Callable[[str, str, dict[str, Any], Any], Awaitable[dict[str, Any] | None]]
+RegisterIdTag = Callable[[str, str], Awaitable[None]]
+
+
+def confirmation_id_tag() -> str:
+    """An idTag for one confirmation start (CiString20): ``CF`` and 18 random hex digits."""
+    return "CF" + secrets.token_hex(9).upper()
+
+
+@dataclass(slots=True, frozen=True)
+class ConfirmationSettings:
+    timeout_s: float
+    poll_s: float
+    start_timeout_s: float
+
+
+class Confirmer:
+    """Runs confirmation starts; each is one plug-in's task, concurrent with all others."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        watch: CarWatch,
+        command: Command,
+        register_id_tag: RegisterIdTag,
+        settings: ConfirmationSettings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._pool = pool
+        self._watch = watch
+        self._command = command
+        self._register = register_id_tag
+        self._settings = settings
+        self._clock = clock
+        self._started: dict[str, asyncio.Future[TransactionStarted]] = {}
+
+    def transaction_started(self, event: TransactionStarted) -> bool:
+        """The charger's StartTransaction for a confirmation idTag: True if it was ours."""
+        waiter = self._started.get(event.id_tag.upper())
+        if waiter is None:
+            return False
+        if not waiter.done():
+            waiter.set_result(event)
+        return True
+
+    async def confirm(
+        self, plug: plug_ins.PlugInRow, candidates: list[store.Vehicle], log: Any
+    ) -> Session | bool | None:
+        """Confirm which candidate is on ``plug``'s connector.
+
+        The session opened for the confirmed car; None when the start was tried and nobody
+        confirmed it (the plug-in is closed as unconfirmed); False when a candidate is
+        claimed by another confirmation (try again later).
+        """
+        ids = [v.id for v in candidates]
+        if not await plug_ins.try_claim(self._pool, plug.id, ids, "confirmation"):
+            return False
+        try:
+            return await self._run(plug, candidates, log)
+        finally:
+            await plug_ins.release(self._pool, plug.id, keep=await self._kept(plug.id))
+
+    async def _kept(self, plug_in_id: int) -> int | None:
+        row = await plug_ins.get(self._pool, plug_in_id)
+        return row.vehicle_id if row is not None and row.outcome == plug_ins.CONFIRMED else None
+
+    async def _run(
+        self, plug: plug_ins.PlugInRow, candidates: list[store.Vehicle], log: Any
+    ) -> Session | None:
+        # A candidate already charging cannot tell us anything: it charges elsewhere.
+        before = await asyncio.gather(*(self._watch.charging(v, log) for v in candidates))
+        watched = [v for v, charging in zip(candidates, before, strict=True) if not charging]
+        if not watched:
+            await self._give_up(plug, None, "candidates_already_charging", log)
+            return None
+        id_tag = confirmation_id_tag()
+        await self._register(id_tag, "Accepted")
+        await plug_ins.set_confirm_tag(self._pool, plug.id, id_tag)
+        waiter: asyncio.Future[TransactionStarted] = asyncio.get_running_loop().create_future()
+        self._started[id_tag] = waiter
+        try:
+            return await self._start_and_watch(plug, watched, id_tag, waiter, log)
+        finally:
+            self._started.pop(id_tag, None)
+            await self._register(id_tag, "Blocked")
+
+    async def _start_and_watch(
+        self,
+        plug: plug_ins.PlugInRow,
+        watched: list[store.Vehicle],
+        id_tag: str,
+        waiter: asyncio.Future[TransactionStarted],
+        log: Any,
+    ) -> Session | None:
+        if not await self._still_plugged(plug):
+            await self._give_up(plug, None, "plug_cycle_ended", log)
+            return None
+        log.info(
+            "bridge.confirmation_started",
+            plug_in_id=plug.id,
+            candidates=[mask_vin(v.vin) for v in watched],
+            timeout_s=self._settings.timeout_s,
+        )
+        answer = await self._command(
+            plug.charge_point_id,
+            "RemoteStartTransaction",
+            {"connectorId": plug.connector_id, "idTag": id_tag},
+            log,
+        )
+        await plug_ins.remote_start_sent(self._pool, plug.id, self._clock())
+        if answer is None or answer.get("status") != "Accepted":
+            await self._give_up(plug, None, "remote_start_refused", log)
+            return None
+        try:
+            async with asyncio.timeout(self._settings.start_timeout_s):
+                started = await waiter
+        except TimeoutError:
+            await self._give_up(plug, None, "no_start_transaction", log)
+            return None
+        log = log.bind(transaction_id=started.transaction_id)
+        vehicle, reason = await self._watch_cars(plug, watched, log)
+        if vehicle is None:
+            await self._give_up(plug, started.transaction_id, reason, log)
+            return None
+        session = await self._open(plug, vehicle, started, id_tag)
+        if session is None:
+            await self._give_up(plug, started.transaction_id, "claim_conflict", log)
+            return None
+        await plug_ins.decide(
+            self._pool,
+            plug.id,
+            plug_ins.CONFIRMED,
+            "confirmed",
+            self._clock(),
+            vehicle_id=vehicle.id,
+            session_id=session.id,
+        )
+        log.info(
+            "bridge.confirmation_succeeded",
+            plug_in_id=plug.id,
+            session_id=session.id,
+            vin=mask_vin(vehicle.vin),
+            account_id=vehicle.account_id,
+        )
+        return session
+
+    async def _watch_cars(
+        self, plug: plug_ins.PlugInRow, watched: list[store.Vehicle], log: Any
+    ) -> tuple[store.Vehicle | None, str]:
+        by_id = {v.id: v for v in watched}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.timeout_s
+        while loop.time() < deadline:
+            await asyncio.sleep(self._settings.poll_s)
+            if not await self._still_plugged(plug):
+                return None, "plug_cycle_ended"
+            states = await asyncio.gather(*(self._watch.charging(v, log) for v in watched))
+            readings = [ChargingReading(v.id, s) for v, s in zip(watched, states, strict=True)]
+            vehicle_id, reason = confirmed_car(readings)
+            if vehicle_id is not None:
+                return by_id[vehicle_id], reason
+            if reason == "several_charging":
+                return None, reason
+        return None, "no_candidate_charging"
+
+    async def _open(
+        self,
+        plug: plug_ins.PlugInRow,
+        vehicle: store.Vehicle,
+        started: TransactionStarted,
+        id_tag: str,
+    ) -> Session | None:
+        return await sessions.open_session(
+            self._pool,
+            plug_in_id=plug.id,
+            charge_point_id=plug.charge_point_id,
+            connector_id=plug.connector_id,
+            vehicle_id=vehicle.id,
+            account_id=vehicle.account_id,
+            vin=vehicle.vin,
+            id_tag=id_tag,
+            target_soc_percent=vehicle.target_soc_percent,
+            max_energy_wh=vehicle.max_energy_wh,
+            departure_at=vehicle.departure_at,
+            battery_capacity_wh=vehicle.battery_capacity_wh,
+            tariff_per_kwh=vehicle.tariff_per_kwh,
+            currency=vehicle.currency,
+            state=sessions.CHARGING,
+            transaction_id=started.transaction_id,
+            meter_start_wh=started.meter_start_wh,
+            claimed=True,
+        )
+
+    async def _still_plugged(self, plug: plug_ins.PlugInRow) -> bool:
+        row = await plug_ins.get(self._pool, plug.id)
+        return row is not None and row.ended_at is None
+
+    async def _give_up(
+        self, plug: plug_ins.PlugInRow, transaction_id: int | None, reason: str, log: Any
+    ) -> None:
+        if transaction_id is not None:
+            # Nobody is billed for this energy: there is no session for the transaction.
+            await self._command(
+                plug.charge_point_id,
+                "RemoteStopTransaction",
+                {"transactionId": transaction_id},
+                log,
+            )
+        await plug_ins.decide(self._pool, plug.id, plug_ins.UNCONFIRMED, reason, self._clock())
+        log.warning("bridge.confirmation_failed", plug_in_id=plug.id, reason=reason)

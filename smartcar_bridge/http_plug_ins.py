@@ -1,0 +1,31 @@
+"""``GET /api/plug-ins``: every plug-in the bridge recorded, its outcome and its timing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from csms.log import mask_vin
+from smartcar_bridge import plug_in_store
+from smartcar_bridge.bridge import Bridge
+
+
+def create_router(bridge: Bridge) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/api/plug-ins")
+    async def plug_ins(limit: int = Query(1000, ge=1, le=10_000)) -> list[dict[str, Any]]:
+        """Newest first: outcome (matched, confirmed, no_match, unpaid, at_target,
+        unconfirmed, dropped, pending, confirming), the car (masked VIN), and the seconds
+        from the charger's Preparing to our RemoteStartTransaction."""
+        rows = await plug_in_store.recent(bridge.pool, limit)
+        for row in rows:
+            row["vin"] = mask_vin(row["vin"]) if row["vin"] else None
+            start = row["remote_start_at"]
+            row["remote_start_latency_s"] = (
+                round((start - row["plugged_at"]).total_seconds(), 3) if start else None
+            )
+        return rows
+
+    return router

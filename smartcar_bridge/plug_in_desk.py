@@ -1,0 +1,266 @@
+"""Every plug-in is its own unit of work: recorded, then decided by its own task.
+
+A task reads the cars (shared reads, see ``matcher.CarWatch``), asks the set matcher
+(``matching.decide``) about every pending plug-in at once and acts on its own decision:
+a direct match opens a session (the car is claimed in the database, so no two plug-ins
+can take one car), confirmation runs a staggered start (``confirmation.py``), anything
+else retries with back-off until the window has passed. No task waits for another:
+a plug-in that cannot be decided delays nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+
+from csms.log import mask_vin
+from smartcar_bridge import plug_in_store as plug_ins
+from smartcar_bridge import session_store as sessions
+from smartcar_bridge import store
+from smartcar_bridge.confirmation import Confirmer
+from smartcar_bridge.matcher import CarWatch
+from smartcar_bridge.matching import Decision, PlugIn, decide
+from smartcar_bridge.session_store import Session
+from smartcar_bridge.vehicle_access import VehicleAccess
+
+log = structlog.get_logger()
+
+StartSession = Callable[[Session, plug_ins.PlugInRow], Awaitable[None]]
+AdoptSession = Callable[[Session], Awaitable[None]]
+
+_FIRST_RETRY_S = 1.0
+_MAX_RETRY_S = 15.0
+
+
+class PlugInDesk:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        access: VehicleAccess,
+        watch: CarWatch,
+        confirmer: Confirmer,
+        start_session: StartSession,
+        adopt_session: AdoptSession,
+        clock: Callable[[], datetime],
+        window_s: float,
+        settle_s: float,
+        give_up_after_s: float,
+    ) -> None:
+        self._pool = pool
+        self._access = access
+        self._watch = watch
+        self._confirmer = confirmer
+        self._start_session = start_session
+        self._adopt_session = adopt_session
+        self._clock = clock
+        self._window = timedelta(seconds=window_s)
+        self._settle = timedelta(seconds=settle_s)
+        self._give_up_after = give_up_after_s
+        self._nudge: dict[int, asyncio.Event] = {}
+
+    def nudge(self) -> None:
+        """Something changed (a claim released, a plug cycle ended): decide again now."""
+        for event in self._nudge.values():
+            event.set()
+
+    async def decide_until_done(self, plug_in_id: int) -> None:
+        """The plug-in's task: decide, act, or retry within the bounded time."""
+        row = await plug_ins.get(self._pool, plug_in_id)
+        if row is None:
+            return
+        bound = log.bind(
+            charge_point_id=row.charge_point_id, connector_id=row.connector_id, plug_in_id=row.id
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._give_up_after
+        delay = _FIRST_RETRY_S
+        nudge = self._nudge.setdefault(plug_in_id, asyncio.Event())
+        try:
+            while True:
+                nudge.clear()
+                row = await plug_ins.get(self._pool, plug_in_id)
+                if row is None or row.outcome not in plug_ins.OPEN_OUTCOMES:
+                    return
+                if row.ended_at is not None:
+                    await self._close(row, plug_ins.DROPPED, "plug_cycle_ended", bound)
+                    return
+                decision = await self._decide(row, bound)
+                if await self._act(row, decision, bound):
+                    return
+                # Waiting on another plug-in's confirmation is bounded by that confirmation
+                # (CSMS_BRIDGE_CONFIRM_TIMEOUT): the car is found there or released here.
+                held = decision.reason == "waiting_for_confirmation"
+                if loop.time() + delay > deadline and not held:
+                    await self._close(row, plug_ins.NO_MATCH, decision.reason, bound, decision)
+                    return
+                try:
+                    async with asyncio.timeout(delay):
+                        await nudge.wait()
+                except TimeoutError:
+                    delay = min(delay * 1.5, _MAX_RETRY_S)
+        finally:
+            self._nudge.pop(plug_in_id, None)
+
+    async def _decide(self, row: plug_ins.PlugInRow, bound: Any) -> Decision:
+        pending = [r for r in await plug_ins.undecided(self._pool) if r.ended_at is None]
+        if row.id not in {r.id for r in pending}:
+            pending.append(row)
+        vehicles = await store.match_candidates(self._pool)
+        claimed = await plug_ins.claimed_vehicles(self._pool)
+        cars = await self._watch.cars(
+            vehicles, claimed, bound, with_location=any(r.latitude is not None for r in pending)
+        )
+        plugs = [
+            PlugIn(r.id, r.charge_point_id, r.connector_id, r.plugged_at, r.latitude, r.longitude)
+            for r in pending
+        ]
+        decisions = decide(plugs, cars, now=self._clock(), window=self._window, settle=self._settle)
+        return decisions[row.id]
+
+    async def _act(self, row: plug_ins.PlugInRow, decision: Decision, bound: Any) -> bool:
+        """Act on the decision; True when the plug-in is done."""
+        if decision.outcome == "matched":
+            assert decision.vehicle_id is not None
+            return await self._matched(row, decision.vehicle_id, bound)
+        if decision.outcome == "confirm":
+            return await self._confirm(row, decision, bound)
+        if decision.outcome == "no_match" and self._clock() > row.plugged_at + self._window:
+            # Nothing can become a candidate any more: an unlinked car, most likely.
+            await self._close(row, plug_ins.NO_MATCH, decision.reason, bound, decision)
+            return True
+        return False
+
+    async def _matched(self, row: plug_ins.PlugInRow, vehicle_id: int, bound: Any) -> bool:
+        vehicle = await store.get_vehicle(self._pool, vehicle_id)
+        if vehicle is None:
+            return False
+        bound = bound.bind(vin=mask_vin(vehicle.vin), account_id=vehicle.account_id)
+        bound.info("bridge.vehicle_matched", reason="only_candidate")
+        if vehicle.payment_status != "valid":
+            bound.info("bridge.payment_missing", payment_status=vehicle.payment_status)
+            await self._close(row, plug_ins.UNPAID, "payment_missing", bound, vehicle_id=vehicle.id)
+            return True
+        battery = await self._access.battery(vehicle, bound)
+        if battery is None:
+            bound.warning("bridge.gave_up", step="battery", reason="battery unreadable")
+            return False
+        if battery.soc_percent >= vehicle.target_soc_percent:
+            bound.info(
+                "bridge.already_at_target",
+                soc_percent=battery.soc_percent,
+                target_soc_percent=vehicle.target_soc_percent,
+            )
+            await self._close(row, plug_ins.AT_TARGET, "at_target", bound, vehicle_id=vehicle.id)
+            return True
+        session = await sessions.open_session(
+            self._pool,
+            plug_in_id=row.id,
+            charge_point_id=row.charge_point_id,
+            connector_id=row.connector_id,
+            vehicle_id=vehicle.id,
+            account_id=vehicle.account_id,
+            vin=vehicle.vin,
+            id_tag=vehicle.id_tag,
+            target_soc_percent=vehicle.target_soc_percent,
+            max_energy_wh=vehicle.max_energy_wh,
+            departure_at=vehicle.departure_at,
+            battery_capacity_wh=vehicle.battery_capacity_wh,
+            tariff_per_kwh=vehicle.tariff_per_kwh,
+            currency=vehicle.currency,
+        )
+        if session is None:
+            bound.warning("bridge.claim_conflict")
+            return False  # taken meanwhile: decide again without it
+        await sessions.add_soc_sample(
+            self._pool, session.id, self._clock(), battery.soc_percent, None, "smartcar",
+            battery.meta.data_age,
+        )  # fmt: skip
+        session = await sessions.update(
+            self._pool,
+            session.id,
+            start_soc_percent=battery.soc_percent,
+            last_soc_percent=battery.soc_percent,
+        )
+        await plug_ins.decide(
+            self._pool,
+            row.id,
+            plug_ins.MATCHED,
+            "only_candidate",
+            self._clock(),
+            vehicle_id=vehicle.id,
+            session_id=session.id,
+        )
+        await self._start_session(session, row)
+        return True
+
+    async def _confirm(self, row: plug_ins.PlugInRow, decision: Decision, bound: Any) -> bool:
+        vehicles = await store.match_vehicles(self._pool, list(decision.candidates))
+        # Only a car whose account can pay may be started for a confirmation.
+        paid = [v for v in vehicles if v.payment_status == "valid"]
+        if not paid:
+            await self._close(row, plug_ins.UNPAID, "no_paying_candidate", bound, decision)
+            return True
+        bound.info(
+            "bridge.ambiguous_match",
+            reason=decision.reason,
+            vins=[mask_vin(v.vin) for v in vehicles],
+            group=list(decision.group),
+        )
+        wanting = await self._below_target(paid, bound)
+        if wanting is None:
+            return False  # a battery could not be read: decide again later
+        if not wanting:
+            bound.info("bridge.already_at_target", candidates=len(paid))
+            await self._close(row, plug_ins.AT_TARGET, "candidates_at_target", bound, decision)
+            return True
+        result = await self._confirmer.confirm(row, wanting, bound)
+        if result is False:
+            return False  # a candidate is in another confirmation: wait for it
+        self.nudge()
+        if result is None:
+            return True
+        await self._adopt_session(result)  # type: ignore[arg-type]
+        return True
+
+    async def _below_target(
+        self, vehicles: list[store.Vehicle], bound: Any
+    ) -> list[store.Vehicle] | None:
+        """The candidates that want charge: a car at its target is never started."""
+        batteries = await asyncio.gather(*(self._access.battery(v, bound) for v in vehicles))
+        if any(b is None for b in batteries):
+            return None
+        return [
+            v
+            for v, b in zip(vehicles, batteries, strict=True)
+            if b is not None and b.soc_percent < v.target_soc_percent
+        ]
+
+    async def _close(
+        self,
+        row: plug_ins.PlugInRow,
+        outcome: str,
+        reason: str,
+        bound: Any,
+        decision: Decision | None = None,
+        vehicle_id: int | None = None,
+    ) -> None:
+        if not await plug_ins.decide(
+            self._pool, row.id, outcome, reason, self._clock(), vehicle_id=vehicle_id
+        ):
+            return
+        if outcome == plug_ins.NO_MATCH:
+            bound.info(
+                "bridge.no_match",
+                reason=reason,
+                candidates=len(decision.candidates) if decision else 0,
+                undetermined=len(decision.undetermined) if decision else 0,
+            )
+        elif outcome == plug_ins.DROPPED:
+            bound.info("bridge.decision_dropped", reason=reason)
+        self.nudge()

@@ -1,0 +1,157 @@
+"""Group commit against a real PostgreSQL: writes at once when idle, groups while busy."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from csms.db.batch import BatchWriter, GroupCommit
+from csms.db.pool import create_pool
+
+
+@pytest.fixture
+async def pool(database_url: str, db: asyncpg.Connection) -> AsyncIterator[asyncpg.Pool]:
+    await db.execute("CREATE TABLE IF NOT EXISTS gc_rows (writer text, value int, txid bigint)")
+    await db.execute("TRUNCATE gc_rows")
+    pool = await create_pool(database_url, min_size=1, max_size=3)
+    yield pool
+    await pool.close()
+    await db.execute("DROP TABLE gc_rows")
+
+
+def _flusher(name: str, gate: asyncio.Event | None = None, calls: list[list[int]] | None = None):
+    async def flush(connection: asyncpg.Connection, rows: list[int]) -> None:
+        if calls is not None:
+            calls.append(list(rows))
+        if gate is not None:
+            await gate.wait()
+        await connection.executemany(
+            "INSERT INTO gc_rows VALUES ($1, $2, txid_current())", [(name, r) for r in rows]
+        )
+
+    return flush
+
+
+async def test_an_idle_writer_commits_one_row_at_once_in_one_transaction(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    writer = BatchWriter("a", pool, _flusher("a"))
+    writer.start()
+    await writer.write([1])
+    assert writer.group.commits == 1
+    assert await db.fetchval("SELECT count(*) FROM gc_rows") == 1
+    await writer.close()
+
+
+async def test_rows_of_every_writer_arriving_during_a_commit_share_the_next_transaction(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    gate = asyncio.Event()
+    group = GroupCommit("test", pool)
+    first = BatchWriter("first", pool, _flusher("first", gate), group=group)
+    second = BatchWriter("second", pool, _flusher("second"), group=group)
+    first.start()
+    in_flight = asyncio.ensure_future(first.write([0]))
+    while not group.in_flight:
+        await asyncio.sleep(0)
+    # Three callers on two writers while the first commit waits on the gate.
+    gate_free = [first.write([1]), second.write([2]), second.write([3])]
+    waiting = asyncio.gather(*gate_free)
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # not answered before their rows are stored
+    gate.set()
+    await asyncio.gather(in_flight, waiting)
+    assert group.commits == 2
+    rows = await db.fetch("SELECT writer, value, txid FROM gc_rows ORDER BY value")
+    assert [r["value"] for r in rows] == [0, 1, 2, 3]
+    assert len({r["txid"] for r in rows[1:]}) == 1  # one transaction for both writers
+    assert rows[0]["txid"] != rows[1]["txid"]
+    await first.close()
+    await second.close()
+
+
+async def test_a_deadlocked_batch_is_retried_whole_not_row_by_row(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    calls: list[list[int]] = []
+    inner = _flusher("a", calls=calls)
+
+    async def deadlock_once(connection: asyncpg.Connection, rows: list[int]) -> None:
+        await inner(connection, rows)
+        if len(calls) == 1:
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+
+    writer = BatchWriter("a", pool, deadlock_once)
+    writer.start()
+    await asyncio.gather(writer.write([1]), writer.write([2]), writer.write([3]))
+    assert calls == [[1, 2, 3], [1, 2, 3]]
+    assert writer.failures == 1
+    assert sorted(await db.fetchval("SELECT array_agg(value) FROM gc_rows")) == [1, 2, 3]
+    await writer.close()
+
+
+async def test_a_row_the_database_refuses_is_logged_and_its_neighbours_commit(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    gate = asyncio.Event()
+    group = GroupCommit("test", pool)
+    blocker = BatchWriter("blocker", pool, _flusher("blocker", gate), group=group)
+
+    async def strict(connection: asyncpg.Connection, rows: list[int]) -> None:
+        await connection.executemany(
+            "INSERT INTO gc_rows VALUES ('strict', $1::int / ($1::int - 13), 0)",
+            [(r,) for r in rows],
+        )
+
+    checked = BatchWriter("strict", pool, strict, group=group)
+    good = BatchWriter("good", pool, _flusher("good"), group=group)
+    blocker.start()
+    first = asyncio.ensure_future(blocker.write([0]))
+    while not group.in_flight:
+        await asyncio.sleep(0)
+    together = asyncio.gather(checked.write([12, 13, 14]), good.write([99]))
+    gate.set()
+    await asyncio.gather(first, together)
+    values = await db.fetch("SELECT writer, value FROM gc_rows ORDER BY writer, value")
+    assert [(r["writer"], r["value"]) for r in values] == [
+        ("blocker", 0),
+        ("good", 99),
+        ("strict", -12),  # 12 / -1; 13 divides by zero and is refused
+        ("strict", 14),
+    ]
+    for writer in (blocker, checked, good):
+        await writer.close()
+
+
+async def test_close_writes_what_is_still_buffered(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    writer = BatchWriter("a", pool, _flusher("a"))
+    writer.start()
+    writer.submit([1, 2])
+    writer.submit([3])
+    await writer.close()
+    assert await db.fetchval("SELECT count(*) FROM gc_rows") == 3
+    with pytest.raises(RuntimeError):
+        writer.submit([4])
+
+
+async def test_a_caller_that_goes_away_neither_cancels_its_rows_nor_its_neighbours(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    gate = asyncio.Event()
+    writer = BatchWriter("a", pool, _flusher("a", gate))
+    writer.start()
+    gone = asyncio.ensure_future(writer.write([1]))
+    stays = asyncio.ensure_future(writer.write([2]))
+    while not writer.group.in_flight:
+        await asyncio.sleep(0)
+    gone.cancel()  # its charger disconnected while the commit was in flight
+    gate.set()
+    await stays
+    assert gone.cancelled()
+    assert sorted(await db.fetchval("SELECT array_agg(value) FROM gc_rows")) == [1, 2]
+    await writer.close()
