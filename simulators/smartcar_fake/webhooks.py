@@ -195,26 +195,27 @@ class WebhookDispatcher:
             return {"oemUpdatedAt": epoch_ms(sub.changed_at.get(code, now)),
                     "fetchedAt": epoch_ms(now)}  # fmt: skip
 
+        signal_list: list[dict[str, Any]] = [
+            {**SOC_SIGNAL, "body": {"unit": "percent", "value": signals[0]},
+             "meta": meta(SOC_SIGNAL["code"])},
+            {**CHARGING_SIGNAL, "body": {"value": signals[1]},
+             "meta": meta(CHARGING_SIGNAL["code"])},
+            {**CABLE_SIGNAL, "body": {"value": signals[2]},
+             "meta": meta(CABLE_SIGNAL["code"])},
+            {**LOCATION_SIGNAL,
+             "body": {"latitude": vehicle.latitude, "longitude": vehicle.longitude},
+             "meta": meta(LOCATION_SIGNAL["code"])},
+        ]  # fmt: skip
         data = {
             "user": {"id": vehicle.owner_id},
             "vehicle": {"id": vehicle_id, "make": vehicle.make, "model": vehicle.model,
                         "year": vehicle.year},
             "triggers": triggers,
             # §10: every subscribed signal is sent, not only the ones that changed.
-            "signals": [
-                {**SOC_SIGNAL, "body": {"unit": "percent", "value": signals[0]},
-                 "meta": meta(SOC_SIGNAL["code"])},
-                {**CHARGING_SIGNAL, "body": {"value": signals[1]},
-                 "meta": meta(CHARGING_SIGNAL["code"])},
-                {**CABLE_SIGNAL, "body": {"value": signals[2]},
-                 "meta": meta(CABLE_SIGNAL["code"])},
-                {**LOCATION_SIGNAL,
-                 "body": {"latitude": vehicle.latitude, "longitude": vehicle.longitude},
-                 "meta": meta(LOCATION_SIGNAL["code"])},
-            ],
+            "signals": signal_list,
         }  # fmt: skip
         event = self._envelope("VEHICLE_STATE", data, vehicle_id=vehicle_id)
-        event["meta"]["signalCount"] = len(data["signals"])
+        event["meta"]["signalCount"] = len(signal_list)
         event["meta"]["mode"] = "LIVE"
         self._spawn_delivery(event)
         if self.duplicate_share > 0 and self.rng.random() < self.duplicate_share:
