@@ -55,6 +55,11 @@ class BridgeSettings:
     rate_bucket_size: int = 120
     rate_refill_per_minute: float = 2.0
     session_call_budget: int = 12
+    # Smartcar calls before reads (smartcar_bridge/candidates.py): the polling cars one
+    # plug-in decision may read, and how long after a Preparing a webhook-watched car's
+    # silence means it did not plug in.
+    decision_reads: int = 2
+    webhook_lag: float = 30.0
     # Plug-and-charge matching (README "Plug-and-charge"): a car is a candidate for a
     # plug-in only if its own plug-in is within match_window of the charger's Preparing;
     # a plug-in waits match_settle for its neighbours' Preparing before a direct match;
@@ -192,6 +197,10 @@ def _bridge_settings(reader: _Reader) -> BridgeSettings | None:
         session_call_budget=reader.integer(
             "CSMS_BRIDGE_SESSION_CALL_BUDGET", defaults.session_call_budget, minimum=1
         ),
+        decision_reads=reader.integer(
+            "CSMS_BRIDGE_DECISION_READS", defaults.decision_reads, minimum=0
+        ),
+        webhook_lag=reader.seconds("CSMS_BRIDGE_WEBHOOK_LAG", defaults.webhook_lag),
         match_window=reader.seconds("CSMS_BRIDGE_MATCH_WINDOW", defaults.match_window),
         match_settle=reader.seconds("CSMS_BRIDGE_MATCH_SETTLE", defaults.match_settle),
         confirm_timeout=reader.seconds("CSMS_BRIDGE_CONFIRM_TIMEOUT", defaults.confirm_timeout),
