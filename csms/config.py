@@ -58,7 +58,7 @@ class BridgeSettings:
     # Smartcar calls before reads (smartcar_bridge/candidates.py): the polling cars one
     # plug-in decision may read, and how long after a Preparing a webhook-watched car's
     # silence means it did not plug in.
-    decision_reads: int = 2
+    decision_reads: int = 4
     webhook_lag: float = 30.0
     # Plug-and-charge matching (README "Plug-and-charge"): a car is a candidate for a
     # plug-in only if its own plug-in is within match_window of the charger's Preparing;

@@ -52,7 +52,7 @@ class PlugInDesk:
         window_s: float,
         settle_s: float,
         give_up_after_s: float,
-        read_budget: int = 2,
+        read_budget: int = 4,
         webhook_lag_s: float = 30.0,
         webhook_fresh_s: float = 7 * 86_400.0,
     ) -> None:

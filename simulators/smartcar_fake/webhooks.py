@@ -181,10 +181,9 @@ class WebhookDispatcher:
         ]
         for sig, changed in changes:
             if changed or sig["code"] not in sub.changed_at:
-                stamp = now
-                if sig is CABLE_SIGNAL and vehicle.plugged_since is not None:
-                    stamp = vehicle.plugged_since  # the OEM saw the plug-in when it happened
-                sub.changed_at[sig["code"]] = stamp
+                # The OEM stamps a change when the car reports it: for us, when the poller
+                # (every poll_interval_s) or an explicit emit first sees it, on our clock.
+                sub.changed_at[sig["code"]] = now
         if sub.first_delivery:
             triggers: list[dict[str, str]] = [{"code": "FIRST_DELIVERY"}]
         else:
