@@ -73,6 +73,18 @@ def _reported(vehicle: store.Vehicle, now: datetime, lag: timedelta) -> _Reading
     )
 
 
+def _stored(vehicle: store.Vehicle) -> _Reading:
+    """A polling car as its last stored reading left it."""
+    return _Reading(
+        vehicle.plugged_seen_at is not None if vehicle.plug_data_at is not None else None,
+        False,
+        vehicle.plug_data_at,
+        vehicle.latitude,
+        vehicle.longitude,
+        0.0,
+    )
+
+
 class CarWatch:
     """Reads cars' charge status (shared, bounded) and keeps their plug intervals."""
 
@@ -100,10 +112,12 @@ class CarWatch:
         with_location: bool,
         watched: frozenset[int] = frozenset(),
         webhook_lag: timedelta = timedelta(seconds=30),
+        cached: frozenset[int] = frozenset(),
     ) -> list[Car]:
         """Every vehicle as a ``matching.Car``: read now (or very recently), except the
-        ``watched`` ones, which webhooks keep up to date (``candidates`` module)."""
-        to_read = [v for v in vehicles if v.id not in watched]
+        ``watched`` ones, which webhooks keep up to date, and the ``cached`` ones, taken
+        from their last reading (no call: the decision's budget is spent)."""
+        to_read = [v for v in vehicles if v.id not in watched and v.id not in cached]
         readings = dict(
             zip(
                 [v.id for v in to_read],
@@ -116,7 +130,11 @@ class CarWatch:
         cars = []
         for vehicle in vehicles:
             known = fresh.get(vehicle.id, vehicle)
-            reading = readings.get(vehicle.id) or _reported(known, now, webhook_lag)
+            reading = readings.get(vehicle.id)
+            if reading is None and vehicle.id in cached:
+                reading = self._latest.get(vehicle.id) or _stored(known)
+            if reading is None:
+                reading = _reported(known, now, webhook_lag)
             cars.append(
                 Car(
                     vehicle_id=vehicle.id,

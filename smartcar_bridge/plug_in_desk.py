@@ -72,6 +72,7 @@ class PlugInDesk:
         self._webhook_fresh = timedelta(seconds=webhook_fresh_s)
         # Polling cars each plug-in has paid a read for (its budget, issue 16).
         self._paid: dict[int, set[int]] = {}
+        self._spent: dict[int, int] = {}
 
     def nudge(self) -> None:
         """Something changed (a claim released, a plug cycle ended): decide again now."""
@@ -116,6 +117,7 @@ class PlugInDesk:
         finally:
             self._nudge.pop(plug_in_id, None)
             self._paid.pop(plug_in_id, None)
+            self._spent.pop(plug_in_id, None)
 
     async def _decide(self, row: plug_ins.PlugInRow, bound: Any) -> Decision:
         pending = [r for r in await plug_ins.undecided(self._pool) if r.ended_at is None]
@@ -129,20 +131,27 @@ class PlugInDesk:
         ]
         # Calls before reads (candidates module): webhook-watched cars are never read, a
         # polling car only where it can be, and this plug-in pays for at most its budget.
+        # Every read counts against this plug-in's budget, a re-read too: once it is spent,
+        # the cars already read are judged from their last reading, at no cost.
         paid = self._paid.setdefault(row.id, set())
+        spent = self._spent.get(row.id, 0)
+        known = [
+            candidates.Known(v.id, v.latitude, v.longitude, v.location_at, v.webhook_seen_at)
+            for v in everyone
+        ]
         selection = candidates.select(
-            [
-                candidates.Known(v.id, v.latitude, v.longitude, v.location_at, v.webhook_seen_at)
-                for v in everyone
-            ],
+            known,
             plugs,
             self._clock(),
-            budget=self._read_budget,
+            budget=self._read_budget - spent,
             webhook_fresh=self._webhook_fresh,
-            already_read=frozenset(paid),
+            already_read=frozenset(paid) if spent < self._read_budget else frozenset(),
         )
-        paid.update(selection.read)
-        chosen = set(selection.watched) | set(selection.read)
+        reads = list(selection.read[: max(0, self._read_budget - spent)])
+        self._spent[row.id] = spent + len(reads)
+        paid.update(reads)
+        cached = frozenset(paid - set(reads))
+        chosen = set(selection.watched) | set(reads) | cached
         vehicles = [v for v in everyone if v.id in chosen]
         with call_purpose(Purpose.MATCH):
             cars = await self._watch.cars(
@@ -152,6 +161,7 @@ class PlugInDesk:
                 with_location=any(r.latitude is not None for r in pending),
                 watched=frozenset(selection.watched),
                 webhook_lag=self._webhook_lag,
+                cached=cached,
             )
         decisions = decide(plugs, cars, now=self._clock(), window=self._window, settle=self._settle)
         return decisions[row.id]

@@ -185,9 +185,11 @@ async def bridge_env(
     api_version: str | None = None,
     decision_reads: int = 50,
     webhooks: bool = False,
+    rate_bucket_size: int = 100_000,
 ) -> AsyncIterator[BridgeEnv]:
     """``decision_reads`` defaults high: these small test fleets are read whole, so the
-    tests see the matcher's rules, not the call budget (tests/e2e/test_bridge_cost.py does).
+    tests see the matcher's rules, not the call budget (tests/e2e/test_bridge_cost.py does);
+    for the same reason the application's Smartcar bucket is large unless a test sets it.
     ``webhooks`` points the fake's webhook at the bridge (VERIFY answered, cars watched)."""
     version = api_version or _version["current"]
     http_sock = _bound_socket()
@@ -226,6 +228,7 @@ async def bridge_env(
             webhook_id=smartcar.fake.webhooks.webhook_id,
             command_timeout=TIMEOUT,
             decision_reads=decision_reads,
+            rate_bucket_size=rate_bucket_size,
         )
         if webhooks:
             smartcar.fake.webhooks.configure(f"{base}/smartcar/webhooks", AMT)
