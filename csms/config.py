@@ -50,6 +50,16 @@ class BridgeSettings:
     energy_tolerance: float = 0.15
     start_timeout: float = 90.0
     match_give_up_after: float = 180.0
+    # §9: the application's token bucket (Smartcar's default; support can change it) and
+    # the calls one session may spend before a warning.
+    rate_bucket_size: int = 120
+    rate_refill_per_minute: float = 2.0
+    session_call_budget: int = 12
+    # Smartcar calls before reads (smartcar_bridge/candidates.py): the polling cars one
+    # plug-in decision may read, and how long after a Preparing a webhook-watched car's
+    # silence means it did not plug in.
+    decision_reads: int = 4
+    webhook_lag: float = 30.0
     # Plug-and-charge matching (README "Plug-and-charge"): a car is a candidate for a
     # plug-in only if its own plug-in is within match_window of the charger's Preparing;
     # a plug-in waits match_settle for its neighbours' Preparing before a direct match;
@@ -189,6 +199,20 @@ def _bridge_settings(reader: _Reader) -> BridgeSettings | None:
         match_give_up_after=reader.seconds(
             "CSMS_BRIDGE_MATCH_GIVE_UP_AFTER", defaults.match_give_up_after
         ),
+        rate_bucket_size=reader.integer(
+            "SMARTCAR_RATE_BUCKET_SIZE", defaults.rate_bucket_size, minimum=1
+        ),
+        # A rate, not a duration, but the same rule: a finite number above 0.
+        rate_refill_per_minute=reader.seconds(
+            "SMARTCAR_RATE_REFILL_PER_MINUTE", defaults.rate_refill_per_minute
+        ),
+        session_call_budget=reader.integer(
+            "CSMS_BRIDGE_SESSION_CALL_BUDGET", defaults.session_call_budget, minimum=1
+        ),
+        decision_reads=reader.integer(
+            "CSMS_BRIDGE_DECISION_READS", defaults.decision_reads, minimum=0
+        ),
+        webhook_lag=reader.seconds("CSMS_BRIDGE_WEBHOOK_LAG", defaults.webhook_lag),
         match_window=reader.seconds("CSMS_BRIDGE_MATCH_WINDOW", defaults.match_window),
         match_settle=reader.seconds("CSMS_BRIDGE_MATCH_SETTLE", defaults.match_settle),
         confirm_timeout=reader.seconds("CSMS_BRIDGE_CONFIRM_TIMEOUT", defaults.confirm_timeout),

@@ -224,8 +224,9 @@ class Metrics:
         )
         self.smartcar_requests = Counter(
             "csms_smartcar_requests",
-            "Smartcar HTTP attempts by endpoint and outcome (ok or the error type).",
-            ["endpoint", "outcome"],
+            "Smartcar HTTP attempts by endpoint, outcome (ok or the error type) and purpose "
+            "(stop, final_read, start, confirm, session_read, monitor, match, link, other).",
+            ["endpoint", "outcome", "purpose"],
             registry=registry,
         )
         self.smartcar_duration = Histogram(
@@ -300,10 +301,12 @@ class Metrics:
         """One HTTP request answered; ``route`` is the template, never the concrete path."""
         self.http_requests.labels(route, method, f"{status // 100}xx").inc()
 
-    def smartcar_call(self, path: str, outcome: str, seconds: float) -> None:
+    def smartcar_call(
+        self, path: str, outcome: str, seconds: float, purpose: str = "other"
+    ) -> None:
         """One Smartcar HTTP attempt: ``outcome`` is ``ok`` or the error's type."""
         endpoint = smartcar_endpoint(path)
-        self.smartcar_requests.labels(endpoint, outcome).inc()
+        self.smartcar_requests.labels(endpoint, outcome, purpose).inc()
         self.smartcar_duration.labels(endpoint).observe(seconds)
 
     # -- scrape time ----------------------------------------------------------------------

@@ -17,6 +17,7 @@ from smartcar_bridge import store
 from smartcar_bridge.client import SmartcarClient
 from smartcar_bridge.crypto import TokenCipher
 from smartcar_bridge.linking import Linker, RegisterIdTag, id_tag_status
+from smartcar_bridge.ratelimit import RateLimiter, RateLimitSettings
 from smartcar_bridge.sessions import PlugAndCharge
 from smartcar_bridge.tokens import TokenStore
 from smartcar_bridge.v3.app_tokens import AppTokens, PostgresAppTokenCache, cache_key
@@ -53,6 +54,13 @@ class Bridge:
             settings.redirect_uri,
             http=http,
             metrics=metrics,
+            limiter=RateLimiter(
+                RateLimitSettings(
+                    bucket_size=settings.rate_bucket_size,
+                    bucket_refill_per_minute=settings.rate_refill_per_minute,
+                    session_budget=settings.session_call_budget,
+                )
+            ),
         )
         cipher = TokenCipher(settings.secret_key)
         self.tokens = TokenStore(pool, cipher, self.client, clock)

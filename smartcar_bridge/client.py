@@ -30,6 +30,7 @@ from smartcar_bridge.errors import (
     SmartcarTransportError,
     error_from_response,
 )
+from smartcar_bridge.ratelimit import HeldBack, RateLimiter, current_call
 from smartcar_bridge.responses import (
     BatchResult,
     Battery,
@@ -76,6 +77,15 @@ def _auto_retry(error: SmartcarError) -> bool:
     return error.type != "VEHICLE_STATE" and error.kind != "UPSTREAM:RATE_LIMIT"
 
 
+def _vehicle_in(path: str) -> str | None:
+    """The vehicle a Vehicles API path is about (``.../vehicles/{id}/...``), if any."""
+    _, found, rest = path.partition("/vehicles/")
+    if not found:
+        return None
+    vehicle_id = rest.split("/", 1)[0]
+    return vehicle_id or None
+
+
 def _capacity_unsupported(error: SmartcarError) -> bool:
     # nominal_capacity missing for this car, or Smartcar has no record: try the old endpoint.
     if isinstance(error, ResourceNotFoundError | CompatibilityError):
@@ -111,6 +121,7 @@ class SmartcarClient:
         sleep: Sleep = asyncio.sleep,
         seed: int | None = None,
         metrics: Metrics | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -137,6 +148,8 @@ class SmartcarClient:
         self._sleep = sleep
         self._rng = random.Random(seed)
         self._metrics = metrics
+        # Remembers Smartcar's limits across calls; None only in tests of the raw client.
+        self.limiter = limiter
 
     async def __aenter__(self) -> SmartcarClient:
         return self
@@ -411,9 +424,27 @@ class SmartcarClient:
         auth = (self.client_id, self._client_secret) if form is not None and basic_auth else None
         path = httpx.URL(url).path  # the path never holds a token; the query is left out
         grant_type = form.get("grant_type") if form is not None else None
+        # Vehicles API calls count against Smartcar's limits; the token endpoint does not.
+        limiter = self.limiter if form is None else None
+        vehicle_id = _vehicle_in(path)
+        purpose = current_call().purpose.value
         for attempt in range(1, self._max_attempts + 1):
             started = time.perf_counter()
             cause: Exception | None = None
+            if limiter is not None:
+                try:
+                    await limiter.acquire(vehicle_id)
+                except HeldBack as held:
+                    # Not sent: the service would have refused it. Same retry rules apply.
+                    delay = self._delay(held, attempt)
+                    log.info(
+                        "smartcar.request_held", method=method, path=path, error=held.kind,
+                        purpose=purpose, retry_in_s=delay, held_for_s=held.retry_after,
+                    )  # fmt: skip
+                    if delay is None:
+                        raise
+                    await self._sleep(delay)
+                    continue
             try:
                 response = await self._http.request(
                     method, url, params=params, json=json_body, data=form, headers=headers,
@@ -436,7 +467,11 @@ class SmartcarClient:
                 )  # fmt: skip
                 if response.is_success:
                     if self._metrics is not None:
-                        self._metrics.smartcar_call(path, "ok", time.perf_counter() - started)
+                        self._metrics.smartcar_call(
+                            path, "ok", time.perf_counter() - started, purpose
+                        )
+                    if limiter is not None:
+                        limiter.succeeded()
                     return self._parse(response, parse)
                 error = error_from_response(
                     status, response.content, response.headers,
@@ -444,8 +479,12 @@ class SmartcarClient:
                 )  # fmt: skip
                 error.request_id = error.request_id or request_id
                 may_retry = _auto_retry(error)
+                if limiter is not None:
+                    limiter.failed(vehicle_id, error)
             if self._metrics is not None:
-                self._metrics.smartcar_call(path, error.type, time.perf_counter() - started)
+                self._metrics.smartcar_call(
+                    path, error.type, time.perf_counter() - started, purpose
+                )
             delay = self._delay(error, attempt) if may_retry else None
             log.warning(
                 "smartcar.request_failed", method=method, path=path, status=status,

@@ -27,6 +27,7 @@ from smartcar_bridge import session_store as sessions
 from smartcar_bridge import store
 from smartcar_bridge.matcher import CarWatch
 from smartcar_bridge.matching import ChargingReading, confirmed_car
+from smartcar_bridge.ratelimit import Purpose, call_purpose
 from smartcar_bridge.session_store import Session
 
 Command = Callable[[str, str, dict[str, Any], Any], Awaitable[dict[str, Any] | None]]
@@ -99,7 +100,8 @@ class Confirmer:
         self, plug: plug_ins.PlugInRow, candidates: list[store.Vehicle], log: Any
     ) -> Session | None:
         # A candidate already charging cannot tell us anything: it charges elsewhere.
-        before = await asyncio.gather(*(self._watch.charging(v, log) for v in candidates))
+        with call_purpose(Purpose.CONFIRM):
+            before = await asyncio.gather(*(self._watch.charging(v, log) for v in candidates))
         watched = [v for v, charging in zip(candidates, before, strict=True) if not charging]
         if not watched:
             await self._give_up(plug, None, "candidates_already_charging", log)
@@ -185,7 +187,8 @@ class Confirmer:
             await asyncio.sleep(self._settings.poll_s)
             if not await self._still_plugged(plug):
                 return None, "plug_cycle_ended"
-            states = await asyncio.gather(*(self._watch.charging(v, log) for v in watched))
+            with call_purpose(Purpose.CONFIRM):
+                states = await asyncio.gather(*(self._watch.charging(v, log) for v in watched))
             readings = [ChargingReading(v.id, s) for v, s in zip(watched, states, strict=True)]
             vehicle_id, reason = confirmed_car(readings)
             if vehicle_id is not None:

@@ -26,6 +26,7 @@ from smartcar_bridge import store
 from smartcar_bridge.client import SmartcarClient
 from smartcar_bridge.errors import ApiVersionRetired, SmartcarError, SmartcarResponseError
 from smartcar_bridge.oauth import make_state, read_state
+from smartcar_bridge.ratelimit import Purpose, call_purpose
 from smartcar_bridge.store import LinkedVehicle
 from smartcar_bridge.v3 import parse as v3_parse
 from smartcar_bridge.v3.vehicles import V3Vehicles
@@ -101,6 +102,11 @@ class Linker:
         return self._client.authorize_url(state, list(SCOPES), mode=mode)
 
     async def complete(self, code: str, state: str, user_id: str | None = None) -> LinkResult:
+        """Finish Connect: every Smartcar call made for it counts as ``link``."""
+        with call_purpose(Purpose.LINK):
+            return await self._complete(code, state, user_id)
+
+    async def _complete(self, code: str, state: str, user_id: str | None) -> LinkResult:
         """Finish a Connect flow. Raises ``InvalidState``, ``MissingUserId`` (v3 without
         ``user_id``) or ``SmartcarError`` (``ApiVersionRetired`` when v2.0 is gone)."""
         account_id = read_state(state, self._secret, self._clock())

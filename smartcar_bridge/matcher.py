@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from smartcar_bridge import store
+from smartcar_bridge.candidates import silence_data_at
 from smartcar_bridge.matching import Car
 from smartcar_bridge.vehicle_access import VehicleAccess
 
@@ -60,6 +61,30 @@ class _Reading:
     read_at: float  # loop time
 
 
+def _reported(vehicle: store.Vehicle, now: datetime, lag: timedelta) -> _Reading:
+    """A webhook-watched car as it last reported itself, its silence counting as news."""
+    return _Reading(
+        vehicle.plugged_seen_at is not None,
+        False,
+        silence_data_at(vehicle.plug_data_at, now, lag),
+        vehicle.latitude,
+        vehicle.longitude,
+        0.0,
+    )
+
+
+def _stored(vehicle: store.Vehicle) -> _Reading:
+    """A polling car as its last stored reading left it."""
+    return _Reading(
+        vehicle.plugged_seen_at is not None if vehicle.plug_data_at is not None else None,
+        False,
+        vehicle.plug_data_at,
+        vehicle.latitude,
+        vehicle.longitude,
+        0.0,
+    )
+
+
 class CarWatch:
     """Reads cars' charge status (shared, bounded) and keeps their plug intervals."""
 
@@ -85,13 +110,31 @@ class CarWatch:
         log: Any,
         *,
         with_location: bool,
+        watched: frozenset[int] = frozenset(),
+        webhook_lag: timedelta = timedelta(seconds=30),
+        cached: frozenset[int] = frozenset(),
     ) -> list[Car]:
-        """Every vehicle as a ``matching.Car``, read now (or very recently)."""
-        readings = await asyncio.gather(*(self._read(v, log, with_location) for v in vehicles))
+        """Every vehicle as a ``matching.Car``: read now (or very recently), except the
+        ``watched`` ones, which webhooks keep up to date, and the ``cached`` ones, taken
+        from their last reading (no call: the decision's budget is spent)."""
+        to_read = [v for v in vehicles if v.id not in watched and v.id not in cached]
+        readings = dict(
+            zip(
+                [v.id for v in to_read],
+                await asyncio.gather(*(self._read(v, log, with_location) for v in to_read)),
+                strict=True,
+            )
+        )
         fresh = {v.id: v for v in await store.match_vehicles(self._pool, [v.id for v in vehicles])}
+        now = self._clock()
         cars = []
-        for vehicle, reading in zip(vehicles, readings, strict=True):
+        for vehicle in vehicles:
             known = fresh.get(vehicle.id, vehicle)
+            reading = readings.get(vehicle.id)
+            if reading is None and vehicle.id in cached:
+                reading = self._latest.get(vehicle.id) or _stored(known)
+            if reading is None:
+                reading = _reported(known, now, webhook_lag)
             cars.append(
                 Car(
                     vehicle_id=vehicle.id,
@@ -158,7 +201,13 @@ class CarWatch:
         interval = observe(previous, status.is_plugged_in, data_at)
         await store.set_plug_interval(self._pool, vehicle.id, interval)
         if location is not None:
-            await store.set_location(self._pool, vehicle.id, location.latitude, location.longitude)
+            await store.set_location(
+                self._pool,
+                vehicle.id,
+                location.latitude,
+                location.longitude,
+                location.meta.data_age or location.meta.received_at,
+            )
         return _Reading(
             status.is_plugged_in,
             status.state == "CHARGING",

@@ -19,12 +19,13 @@ import asyncpg
 import structlog
 
 from csms.log import mask_vin
+from smartcar_bridge import candidates, store
 from smartcar_bridge import plug_in_store as plug_ins
 from smartcar_bridge import session_store as sessions
-from smartcar_bridge import store
 from smartcar_bridge.confirmation import Confirmer
 from smartcar_bridge.matcher import CarWatch
 from smartcar_bridge.matching import Decision, PlugIn, decide
+from smartcar_bridge.ratelimit import Purpose, call_purpose
 from smartcar_bridge.session_store import Session
 from smartcar_bridge.vehicle_access import VehicleAccess
 
@@ -51,6 +52,9 @@ class PlugInDesk:
         window_s: float,
         settle_s: float,
         give_up_after_s: float,
+        read_budget: int = 4,
+        webhook_lag_s: float = 30.0,
+        webhook_fresh_s: float = 7 * 86_400.0,
     ) -> None:
         self._pool = pool
         self._access = access
@@ -63,6 +67,12 @@ class PlugInDesk:
         self._settle = timedelta(seconds=settle_s)
         self._give_up_after = give_up_after_s
         self._nudge: dict[int, asyncio.Event] = {}
+        self._read_budget = read_budget
+        self._webhook_lag = timedelta(seconds=webhook_lag_s)
+        self._webhook_fresh = timedelta(seconds=webhook_fresh_s)
+        # Polling cars each plug-in has paid a read for (its budget, issue 16).
+        self._paid: dict[int, set[int]] = {}
+        self._spent: dict[int, int] = {}
 
     def nudge(self) -> None:
         """Something changed (a claim released, a plug cycle ended): decide again now."""
@@ -106,20 +116,53 @@ class PlugInDesk:
                     delay = min(delay * 1.5, _MAX_RETRY_S)
         finally:
             self._nudge.pop(plug_in_id, None)
+            self._paid.pop(plug_in_id, None)
+            self._spent.pop(plug_in_id, None)
 
     async def _decide(self, row: plug_ins.PlugInRow, bound: Any) -> Decision:
         pending = [r for r in await plug_ins.undecided(self._pool) if r.ended_at is None]
         if row.id not in {r.id for r in pending}:
             pending.append(row)
-        vehicles = await store.match_candidates(self._pool)
+        everyone = await store.match_candidates(self._pool)
         claimed = await plug_ins.claimed_vehicles(self._pool)
-        cars = await self._watch.cars(
-            vehicles, claimed, bound, with_location=any(r.latitude is not None for r in pending)
-        )
         plugs = [
             PlugIn(r.id, r.charge_point_id, r.connector_id, r.plugged_at, r.latitude, r.longitude)
             for r in pending
         ]
+        # Calls before reads (candidates module): webhook-watched cars are never read, a
+        # polling car only where it can be, and this plug-in pays for at most its budget.
+        # Every read counts against this plug-in's budget, a re-read too: once it is spent,
+        # the cars already read are judged from their last reading, at no cost.
+        paid = self._paid.setdefault(row.id, set())
+        spent = self._spent.get(row.id, 0)
+        known = [
+            candidates.Known(v.id, v.latitude, v.longitude, v.location_at, v.webhook_seen_at)
+            for v in everyone
+        ]
+        selection = candidates.select(
+            known,
+            plugs,
+            self._clock(),
+            budget=self._read_budget - spent,
+            webhook_fresh=self._webhook_fresh,
+            already_read=frozenset(paid) if spent < self._read_budget else frozenset(),
+        )
+        reads = list(selection.read[: max(0, self._read_budget - spent)])
+        self._spent[row.id] = spent + len(reads)
+        paid.update(reads)
+        cached = frozenset(paid - set(reads))
+        chosen = set(selection.watched) | set(reads) | cached
+        vehicles = [v for v in everyone if v.id in chosen]
+        with call_purpose(Purpose.MATCH):
+            cars = await self._watch.cars(
+                vehicles,
+                claimed,
+                bound,
+                with_location=any(r.latitude is not None for r in pending),
+                watched=frozenset(selection.watched),
+                webhook_lag=self._webhook_lag,
+                cached=cached,
+            )
         decisions = decide(plugs, cars, now=self._clock(), window=self._window, settle=self._settle)
         return decisions[row.id]
 
@@ -146,7 +189,8 @@ class PlugInDesk:
             bound.info("bridge.payment_missing", payment_status=vehicle.payment_status)
             await self._close(row, plug_ins.UNPAID, "payment_missing", bound, vehicle_id=vehicle.id)
             return True
-        battery = await self._access.battery(vehicle, bound)
+        with call_purpose(Purpose.SESSION_READ):
+            battery = await self._access.battery(vehicle, bound)
         if battery is None:
             bound.warning("bridge.gave_up", step="battery", reason="battery unreadable")
             return False
@@ -232,7 +276,8 @@ class PlugInDesk:
         self, vehicles: list[store.Vehicle], bound: Any
     ) -> list[store.Vehicle] | None:
         """The candidates that want charge: a car at its target is never started."""
-        batteries = await asyncio.gather(*(self._access.battery(v, bound) for v in vehicles))
+        with call_purpose(Purpose.SESSION_READ):
+            batteries = await asyncio.gather(*(self._access.battery(v, bound) for v in vehicles))
         if any(b is None for b in batteries):
             return None
         return [

@@ -23,9 +23,16 @@ from csms.domain.events import MeterSampled, TransactionStopped
 from csms.log import mask_vin
 from smartcar_bridge import session_store as sessions
 from smartcar_bridge import store
+from smartcar_bridge.ratelimit import Purpose, call_purpose
 from smartcar_bridge.reconcile import reconcile
 from smartcar_bridge.session_store import Session
-from smartcar_bridge.targets import next_poll_delay, should_stop
+from smartcar_bridge.targets import (
+    next_poll_delay,
+    predicted_soc_percent,
+    prediction_margin,
+    seconds_until_confirm,
+    should_stop,
+)
 from smartcar_bridge.vehicle_access import VehicleAccess
 
 log = structlog.get_logger()
@@ -69,6 +76,11 @@ class SessionRunner:
         # the target when we know how fast the battery is filling.
         self._energy_at: dict[int, tuple[datetime, float]] = {}
         self._power_w: dict[int, float] = {}
+        self._reported: dict[int, float] = {}  # session id -> SoC from a webhook, unused yet
+
+    def reported_soc(self, session_id: int, soc_percent: float) -> None:
+        """A webhook brought the car's SoC: the monitor uses it instead of a read."""
+        self._reported[session_id] = soc_percent
 
     def wake(self, vehicle_id: int) -> None:
         for session_id, event in self._wake.items():
@@ -191,15 +203,17 @@ class SessionRunner:
         if vehicle is None:
             return
         bound = bound_log(session)
-        status = await self._access.charge_status(vehicle, bound)
-        if status is not None and status.state == "NOT_CHARGING":
-            await self._access.start_charge(vehicle, bound)
+        with call_purpose(Purpose.START, session.id):
+            status = await self._access.charge_status(vehicle, bound)
+            if status is not None and status.state == "NOT_CHARGING":
+                await self._access.start_charge(vehicle, bound)
 
     async def _record_start_soc(self, session: Session) -> None:
         vehicle = await store.get_vehicle(self._pool, session.vehicle_id)
         if vehicle is None:
             return
-        battery = await self._access.battery(vehicle, bound_log(session))
+        with call_purpose(Purpose.SESSION_READ, session.id):
+            battery = await self._access.battery(vehicle, bound_log(session))
         if battery is None:
             return
         await sessions.add_soc_sample(
@@ -247,15 +261,35 @@ class SessionRunner:
             session = await sessions.by_id(self._pool, session.id) or session
             if session.state != sessions.CHARGING:
                 return
-            battery = await self._access.battery(vehicle, bound, attempts=1)
             now = self._clock()
-            soc = session.last_soc_percent
-            if battery is not None:
-                soc = battery.soc_percent
-                await sessions.add_soc_sample(
-                    self._pool, session.id, now, soc, None, "smartcar", battery.meta.data_age
-                )
-                session = await sessions.update(self._pool, session.id, last_soc_percent=soc)
+            battery = None
+            soc: float | None = session.last_soc_percent
+            reported = self._reported.pop(session.id, None)
+            predicted = predicted_soc_percent(
+                start_soc_percent=session.start_soc_percent,
+                energy_wh=self._energy_so_far(session),
+                battery_capacity_wh=session.battery_capacity_wh,
+            )
+            margin = (
+                prediction_margin(session.start_soc_percent or 0.0, predicted)
+                if predicted is not None
+                else 0.0
+            )
+            if reported is not None:
+                soc = reported  # a webhook said so: no call needed
+            elif predicted is not None and predicted + margin < session.target_soc_percent:
+                # Far from the target by the charger's own meter: no call, and no stop on a
+                # guess either (only the energy and departure limits apply meanwhile).
+                soc = None
+            else:
+                with call_purpose(Purpose.MONITOR, session.id):
+                    battery = await self._access.battery(vehicle, bound, attempts=1)
+                if battery is not None:
+                    soc = battery.soc_percent
+                    await sessions.add_soc_sample(
+                        self._pool, session.id, now, soc, None, "smartcar", battery.meta.data_age
+                    )
+                    session = await sessions.update(self._pool, session.id, last_soc_percent=soc)
             reason = should_stop(
                 soc_percent=soc,
                 target_soc_percent=session.target_soc_percent,
@@ -272,6 +306,18 @@ class SessionRunner:
                     bound.info("bridge.stop_requested", reason=reason, soc_percent=soc)
                     await self._send_stop(stopping, bound)
                 return
+            if soc is None and predicted is not None and session.battery_capacity_wh:
+                until = seconds_until_confirm(
+                    predicted_soc_percent=predicted,
+                    margin=margin,
+                    target_soc_percent=session.target_soc_percent,
+                    power_w=self._power_w.get(session.id),
+                    battery_capacity_wh=session.battery_capacity_wh,
+                )
+                # Woken sooner by every meter reading near the stop and by every webhook.
+                base = self._settings.poll_interval
+                delay = base if until is None else min(max(until, 1.0), 10 * base)
+                continue
             delay = next_poll_delay(
                 base_interval_s=self._settings.poll_interval,
                 soc_percent=soc,
@@ -306,13 +352,15 @@ class SessionRunner:
         )
         vehicle = await store.get_vehicle(self._pool, session.vehicle_id)
         if vehicle is not None:
-            await self._access.stop_charge(vehicle, bound)
+            with call_purpose(Purpose.STOP, session.id):
+                await self._access.stop_charge(vehicle, bound)
 
     async def _reconcile(self, session: Session) -> None:
         """Bill a session whose transaction stopped; the compare-and-set bills it once."""
         bound = bound_log(session)
         vehicle = await store.get_vehicle(self._pool, session.vehicle_id)
-        battery = await self._access.battery(vehicle, bound, attempts=2) if vehicle else None
+        with call_purpose(Purpose.FINAL_READ, session.id):
+            battery = await self._access.battery(vehicle, bound, attempts=2) if vehicle else None
         end_soc = battery.soc_percent if battery is not None else session.last_soc_percent
         if battery is not None:
             await sessions.add_soc_sample(

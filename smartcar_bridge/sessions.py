@@ -109,6 +109,8 @@ class PlugAndCharge:
             window_s=settings.match_window,
             settle_s=settings.match_settle,
             give_up_after_s=settings.match_give_up_after,
+            read_budget=settings.decision_reads,
+            webhook_lag_s=settings.webhook_lag,
         )
 
     async def start(self) -> None:
@@ -148,6 +150,11 @@ class PlugAndCharge:
         vehicle = await store.vehicle_by_smartcar_id(self._pool, str(vehicle_ref))
         if vehicle is None:
             return
+        # From now on this car is watched by its webhooks, not by reads (candidates module).
+        await store.note_webhook(self._pool, vehicle.id, self._clock())
+        place = signals.location(event)
+        if place is not None:
+            await store.set_location(self._pool, vehicle.id, *place)
         cable = signals.cable_connected(event)
         if cable is not None:
             plugged, at = cable
@@ -166,6 +173,7 @@ class PlugAndCharge:
                 self._pool, session.id, self._clock(), soc, None, "webhook", None
             )
             await sessions.update(self._pool, session.id, last_soc_percent=soc)
+            self.runner.reported_soc(session.id, soc)
         self.wake(vehicle.id)
 
     # --- tasks and events --------------------------------------------------------------

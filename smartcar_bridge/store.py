@@ -42,13 +42,15 @@ class Vehicle:
     payment_status: str
     tariff_per_kwh: Decimal
     currency: str
+    webhook_seen_at: datetime | None = None
+    location_at: datetime | None = None
 
 
 _VEHICLE_SELECT = """
     SELECT v.id, v.smartcar_vehicle_id, v.link_id, v.account_id, v.vin, v.id_tag,
            v.battery_capacity_wh, v.target_soc_percent, v.max_energy_wh, v.departure_at,
            v.latitude, v.longitude, v.unplugged_seen_at, v.plugged_seen_at, v.plug_data_at,
-           a.payment_status, a.tariff_per_kwh, a.currency
+           a.payment_status, a.tariff_per_kwh, a.currency, v.webhook_seen_at, v.location_at
     FROM vehicles v JOIN accounts a ON a.id = v.account_id
 """
 
@@ -235,13 +237,29 @@ async def set_plug_interval(
 
 
 async def set_location(
-    pool: asyncpg.Pool, vehicle_id: int, latitude: float, longitude: float
+    pool: asyncpg.Pool,
+    vehicle_id: int,
+    latitude: float,
+    longitude: float,
+    at: datetime | None = None,
 ) -> None:
+    """The car's position as of ``at`` (its data time); an older position never wins."""
     await pool.execute(
-        "UPDATE vehicles SET latitude = $2, longitude = $3 WHERE id = $1",
+        """UPDATE vehicles SET latitude = $2, longitude = $3, location_at = coalesce($4, now())
+           WHERE id = $1 AND (location_at IS NULL OR location_at <= coalesce($4, now()))""",
         vehicle_id,
         latitude,
         longitude,
+        at,
+    )
+
+
+async def note_webhook(pool: asyncpg.Pool, vehicle_id: int, at: datetime) -> None:
+    """A webhook delivery for this car arrived: it is watched by webhooks, not by reads."""
+    await pool.execute(
+        """UPDATE vehicles SET webhook_seen_at = greatest(webhook_seen_at, $2) WHERE id = $1""",
+        vehicle_id,
+        at,
     )
 
 

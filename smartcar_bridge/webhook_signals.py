@@ -13,6 +13,7 @@ from typing import Any
 SOC = "tractionbattery-stateofcharge"
 IS_CHARGING = "charge-ischarging"
 CABLE_CONNECTED = "charge-ischargingcableconnected"
+LOCATION = "location-preciselocation"
 # Epoch values above this are milliseconds (10**11 s is the year 5138).
 _MILLIS_FROM = 10**11
 
@@ -67,3 +68,17 @@ def triggered_by(event: dict[str, Any], code: str) -> bool:
     """True when the delivery was triggered by a change of ``code`` (not a refresh)."""
     triggers = (event.get("data") or {}).get("triggers") or []
     return any(isinstance(t, dict) and t.get("code") == code for t in triggers)
+
+
+def location(event: dict[str, Any]) -> tuple[float, float, datetime] | None:
+    """``Location.PreciseLocation``: (latitude, longitude, when), if the event carries it."""
+    signal = _signal(event, LOCATION)
+    if signal is None:
+        return None
+    body = signal.get("body") or {}
+    latitude, longitude, at = body.get("latitude"), body.get("longitude"), oem_updated_at(signal)
+    if at is None or not isinstance(latitude, int | float) or isinstance(latitude, bool):
+        return None
+    if not isinstance(longitude, int | float) or isinstance(longitude, bool):
+        return None
+    return float(latitude), float(longitude), at

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sys
 
+from simulators.smartcar_fake.limits import CostLimits
 from simulators.smartcar_fake.server import serve
 from simulators.smartcar_fake.state import FakeConfig, FakeSmartcar
 from simulators.world import World
@@ -31,6 +32,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--webhook-url", help="deliver webhooks here (VERIFY sent at start)")
     parser.add_argument("--amt", help="application management token (webhook signing key)")
     parser.add_argument(
+        "--limits",
+        choices=("smartcar", "off"),
+        default="off",
+        help="cost limits (§9): Smartcar's published defaults, or none (the default)",
+    )
+    parser.add_argument(
         "--retire-v2", action="store_true", help="answer every v2.0 path as the switched-off API"
     )
     return parser.parse_args(argv)
@@ -47,6 +54,8 @@ async def main(args: argparse.Namespace) -> None:
     )
     world = World.generate(chargers=args.chargers, vehicles=args.vehicles, seed=args.seed)
     fake = FakeSmartcar(world, config)
+    if args.limits == "smartcar":
+        fake.costs.configure(CostLimits.smartcar_defaults())
     if args.webhook_url and args.amt:
         # The VERIFY challenge goes out as soon as the server is up.
         fake.webhooks.configure(args.webhook_url, args.amt)

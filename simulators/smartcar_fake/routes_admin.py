@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
+from simulators.smartcar_fake.limits import CostLimits
 from simulators.smartcar_fake.routes_oauth import fake_of
 from simulators.world import Vehicle, WorldError
 
@@ -17,6 +19,17 @@ class FaultSettings(BaseModel):
     latency_s: float | None = None
     retry_after_s: int | None = None
     shares: dict[str, float] | None = None
+
+
+class LimitSettings(BaseModel):
+    """§9's cost limits; ``preset: "smartcar"`` starts from the published defaults."""
+
+    preset: str | None = None
+    vehicle_calls: int | None = None
+    vehicle_window_s: float | None = None
+    bucket_size: int | None = None
+    bucket_refill_per_minute: float | None = None
+    monthly_cap: int | None = None
 
 
 class ForcedFaultIn(BaseModel):
@@ -109,6 +122,34 @@ async def force_fault(request: Request, forced: ForcedFaultIn) -> dict[str, str]
 async def clear_faults(request: Request) -> dict[str, str]:
     fake_of(request).faults.clear()
     return {"status": "ok"}
+
+
+@router.post("/limits")
+async def set_limits(request: Request, settings: LimitSettings) -> dict[str, Any]:
+    """Replace the cost limits; fields left out are off (or the preset's value)."""
+    if settings.preset not in (None, "smartcar", "off"):
+        raise HTTPException(400, f"unknown preset {settings.preset!r}")
+    limits = CostLimits.smartcar_defaults() if settings.preset == "smartcar" else CostLimits()
+    for name, value in settings.model_dump(exclude={"preset"}, exclude_unset=True).items():
+        setattr(limits, name, value)
+    fake_of(request).costs.configure(limits)
+    return limits_json(request)
+
+
+@router.get("/limits")
+async def get_limits(request: Request) -> dict[str, Any]:
+    return limits_json(request)
+
+
+def limits_json(request: Request) -> dict[str, Any]:
+    fake = fake_of(request)
+    costs = fake.costs
+    return {
+        "limits": asdict(costs.limits),
+        "bucket_level": costs.bucket_level(fake.clock()),
+        "accepted_by_vehicle": dict(costs.accepted),
+        "refused_by_kind": dict(costs.refused),
+    }
 
 
 @router.post("/connect")

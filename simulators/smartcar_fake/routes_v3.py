@@ -101,6 +101,8 @@ async def _authorize(
     )
     if vehicle is None or link is None:
         raise ApiError("PERMISSION", description="This user has not connected this vehicle.")
+    # §14.7: the same cost limits as v2.0 (§9) are assumed to apply.
+    fake.costs.charge(vehicle_id, fake.clock())
     if scope is not None:
         vehicle_api.require_scope(link.scopes, scope)
     if endpoint is not None:

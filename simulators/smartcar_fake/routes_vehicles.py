@@ -66,14 +66,21 @@ def _granted_vehicle(fake: FakeSmartcar, grant: Grant, vehicle_id: str) -> Vehic
 
 
 async def _authorize(
-    request: Request, vehicle_id: str, *, scope: str | None, endpoint: str | None
+    request: Request,
+    vehicle_id: str,
+    *,
+    scope: str | None,
+    endpoint: str | None,
+    cost: int = 1,
 ) -> tuple[FakeSmartcar, Grant, Vehicle]:
-    """Latency, bearer token, vehicle, scope and (when ``endpoint`` is given) faults."""
+    """Latency, bearer token, vehicle, cost limits, scope and (with ``endpoint``) faults."""
     fake = fake_of(request)
     if fake.faults.latency_s > 0:
         await asyncio.sleep(fake.faults.latency_s)
     grant = fake.tokens.authenticate(request.headers.get("authorization"))
     vehicle = _granted_vehicle(fake, grant, vehicle_id)
+    if cost:
+        fake.costs.charge(vehicle_id, fake.clock(), cost)
     if scope is not None:
         vehicle_api.require_scope(grant.scopes, scope)
     if endpoint is not None:
@@ -155,7 +162,8 @@ async def set_charge_limit(request: Request, vehicle_id: str) -> dict[str, str]:
 
 @router.post("/vehicles/{vehicle_id}/batch")
 async def batch(request: Request, vehicle_id: str) -> dict[str, Any]:
-    fake, grant, vehicle = await _authorize(request, vehicle_id, scope=None, endpoint=None)
+    # §9: a batch costs one call per path, charged once the paths are known.
+    fake, grant, vehicle = await _authorize(request, vehicle_id, scope=None, endpoint=None, cost=0)
     body = await _json_body(request)
     items = body.get("requests")
     if not isinstance(items, list) or not items:
@@ -167,6 +175,7 @@ async def batch(request: Request, vehicle_id: str) -> dict[str, Any]:
             # §5: one misspelled path fails the whole batch.
             raise ApiError("VALIDATION", description=f"Invalid path in batch request: {path}.")
         paths.append(path)
+    fake.costs.charge(vehicle_id, fake.clock(), len(paths))
     units = unit_system(request)
     request_id = request.state.request_id
     responses = []

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from simulators.smartcar_fake.faults import FaultPlan
+from simulators.smartcar_fake.limits import CostMeter
 from simulators.smartcar_fake.tokens import Clock, TokenStore
 from simulators.smartcar_fake.v3_state import V3State
 from simulators.smartcar_fake.webhooks import WebhookDispatcher
@@ -91,6 +92,8 @@ class FakeSmartcar:
             refresh_grace_s=self.config.refresh_grace_s,
         )
         self.faults = FaultPlan(rng=random.Random(self.config.seed))
+        # §9's cost limits; off until configured (``costs.configure(CostLimits...)``).
+        self.costs = CostMeter()
         self.connect = ConnectKnobs()
         self.webhooks = WebhookDispatcher(world, self.clock)
         # Vehicles API v3, iam app tokens, Management API, and the v2.0 switch-off (§14).

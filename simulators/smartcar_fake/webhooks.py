@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,11 @@ DELIVERY_TIMEOUT_S = 15.0
 SOC_SIGNAL = {"code": "tractionbattery-stateofcharge", "name": "StateOfCharge",
               "group": "TractionBattery"}  # fmt: skip
 CHARGING_SIGNAL = {"code": "charge-ischarging", "name": "IsCharging", "group": "Charge"}
+# §10: the cable signal's code follows the group-name pattern (unconfirmed spelling).
+CABLE_SIGNAL = {"code": "charge-ischargingcableconnected", "name": "IsChargingCableConnected",
+                "group": "Charge"}  # fmt: skip
+LOCATION_SIGNAL = {"code": "location-preciselocation", "name": "PreciseLocation",
+                   "group": "Location"}  # fmt: skip
 
 
 def sign(amt: str, message: bytes | str) -> str:
@@ -61,15 +67,23 @@ class Delivery:
 class Subscription:
     vehicle_id: str
     first_delivery: bool = True
-    # Whole percent, like the OEM data; a charging car changes it every minute or so.
-    last_signals: tuple[int, bool] | None = None
+    # (SoC in whole percent like the OEM data, charging, cable connected); a charging car
+    # changes the first every minute or so.
+    last_signals: tuple[int, bool, bool] | None = None
+    # When each trigger signal last changed, as the OEM stamps it (oemUpdatedAt).
+    changed_at: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
 class WebhookDispatcher:
     """Delivers events for subscribed vehicles.
 
-    Knobs: ``url``, ``amt``, ``retry_scale`` (multiplies the retry delays), ``poll_interval_s``.
+    Knobs: ``url``, ``amt``, ``retry_scale`` (multiplies the retry delays), ``poll_interval_s``,
+    ``duplicate_share`` (a share of events delivered twice, as at-least-once allows),
+    ``max_reorder_delay_s`` (each event waits a random time up to this before its first
+    attempt, so events overtake each other as §10's unordered, concurrent delivery allows)
+    and ``silent_makes`` (makes that send no webhooks at all: subscriptions are accepted,
+    nothing is delivered, so the client must poll).
     """
 
     world: World
@@ -82,6 +96,10 @@ class WebhookDispatcher:
     timeout_s: float = DELIVERY_TIMEOUT_S
     poll_interval_s: float = 1.0
     verified: bool = False
+    duplicate_share: float = 0.0
+    max_reorder_delay_s: float = 0.0
+    silent_makes: set[str] = field(default_factory=set)
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     deliveries: list[Delivery] = field(default_factory=list)
     _client: httpx.AsyncClient | None = None
@@ -152,40 +170,63 @@ class WebhookDispatcher:
         if sub is None or not self.verified or self._client is None:
             return None
         vehicle = self.world.vehicle_by_smartcar_id(vehicle_id)
-        signals = (round(vehicle.soc_percent), vehicle.is_charging)
+        if vehicle.make in self.silent_makes:
+            return None
+        now = self.clock()
+        signals = (round(vehicle.soc_percent), vehicle.is_charging, vehicle.plugged_in)
+        old = sub.last_signals
+        changes = [
+            (sig, old is None or old[n] != signals[n])
+            for n, sig in enumerate((SOC_SIGNAL, CHARGING_SIGNAL, CABLE_SIGNAL))
+        ]
+        for sig, changed in changes:
+            if changed or sig["code"] not in sub.changed_at:
+                # The OEM stamps a change when the car reports it: for us, when the poller
+                # (every poll_interval_s) or an explicit emit first sees it, on our clock.
+                sub.changed_at[sig["code"]] = now
         if sub.first_delivery:
             triggers: list[dict[str, str]] = [{"code": "FIRST_DELIVERY"}]
         else:
-            old = sub.last_signals
-            triggers = [
-                sig
-                for sig, changed in (
-                    (SOC_SIGNAL, old is None or old[0] != signals[0]),
-                    (CHARGING_SIGNAL, old is None or old[1] != signals[1]),
-                )
-                if changed
-            ] or [SOC_SIGNAL]
+            triggers = [dict(sig) for sig, changed in changes if changed] or [dict(SOC_SIGNAL)]
         sub.first_delivery, sub.last_signals = False, signals
-        now_ms = epoch_ms(self.clock())
-        meta = {"oemUpdatedAt": now_ms, "fetchedAt": now_ms}
+
+        def meta(code: str) -> dict[str, int]:
+            return {"oemUpdatedAt": epoch_ms(sub.changed_at.get(code, now)),
+                    "fetchedAt": epoch_ms(now)}  # fmt: skip
+
+        signal_list: list[dict[str, Any]] = [
+            {**SOC_SIGNAL, "body": {"unit": "percent", "value": signals[0]},
+             "meta": meta(SOC_SIGNAL["code"])},
+            {**CHARGING_SIGNAL, "body": {"value": signals[1]},
+             "meta": meta(CHARGING_SIGNAL["code"])},
+            {**CABLE_SIGNAL, "body": {"value": signals[2]},
+             "meta": meta(CABLE_SIGNAL["code"])},
+            {**LOCATION_SIGNAL,
+             "body": {"latitude": vehicle.latitude, "longitude": vehicle.longitude},
+             "meta": meta(LOCATION_SIGNAL["code"])},
+        ]  # fmt: skip
         data = {
             "user": {"id": vehicle.owner_id},
             "vehicle": {"id": vehicle_id, "make": vehicle.make, "model": vehicle.model,
                         "year": vehicle.year},
-            "triggers": [dict(t) for t in triggers],
+            "triggers": triggers,
             # §10: every subscribed signal is sent, not only the ones that changed.
-            "signals": [
-                {**SOC_SIGNAL, "body": {"unit": "percent", "value": signals[0]}, "meta": meta},
-                {**CHARGING_SIGNAL, "body": {"value": signals[1]}, "meta": meta},
-            ],
+            "signals": signal_list,
         }  # fmt: skip
         event = self._envelope("VEHICLE_STATE", data, vehicle_id=vehicle_id)
-        event["meta"]["signalCount"] = 2
+        event["meta"]["signalCount"] = len(signal_list)
         event["meta"]["mode"] = "LIVE"
-        task = asyncio.create_task(self._deliver_with_retries(event))
+        self._spawn_delivery(event)
+        if self.duplicate_share > 0 and self.rng.random() < self.duplicate_share:
+            # At-least-once (§10): the same eventId again, as a separate delivery.
+            self._spawn_delivery(json.loads(json.dumps(event)))
+        return str(event["eventId"])
+
+    def _spawn_delivery(self, event: dict[str, Any]) -> None:
+        delay = self.rng.uniform(0.0, self.max_reorder_delay_s) if self.max_reorder_delay_s else 0
+        task = asyncio.create_task(self._deliver_with_retries(event, delay))
         self._tasks.add(task)
         task.add_done_callback(self._delivery_done)
-        return str(event["eventId"])
 
     def _delivery_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -199,7 +240,7 @@ class WebhookDispatcher:
             vehicle = self.world.vehicles_by_smartcar_id.get(sub.vehicle_id)
             if vehicle is None:
                 continue
-            now = (round(vehicle.soc_percent), vehicle.is_charging)
+            now = (round(vehicle.soc_percent), vehicle.is_charging, vehicle.plugged_in)
             if sub.first_delivery or sub.last_signals != now:
                 event_id = self.emit_vehicle_state(sub.vehicle_id)
                 if event_id is not None:
@@ -228,8 +269,8 @@ class WebhookDispatcher:
         }
         return event
 
-    async def _deliver_with_retries(self, event: dict[str, Any]) -> None:
-        delays = [0.0, *RETRY_DELAYS_S]
+    async def _deliver_with_retries(self, event: dict[str, Any], first_delay: float = 0) -> None:
+        delays = [first_delay, *RETRY_DELAYS_S]
         for attempt, delay in enumerate(delays, start=1):
             await asyncio.sleep(delay * self.retry_scale)
             if attempt > 1:

@@ -183,7 +183,14 @@ async def bridge_env(
     confirm_poll: float = 0.2,
     app_token_ttl_s: float = 3600.0,
     api_version: str | None = None,
+    decision_reads: int = 50,
+    webhooks: bool = False,
+    rate_bucket_size: int = 100_000,
 ) -> AsyncIterator[BridgeEnv]:
+    """``decision_reads`` defaults high: these small test fleets are read whole, so the
+    tests see the matcher's rules, not the call budget (tests/e2e/test_bridge_cost.py does);
+    for the same reason the application's Smartcar bucket is large unless a test sets it.
+    ``webhooks`` points the fake's webhook at the bridge (VERIFY answered, cars watched)."""
     version = api_version or _version["current"]
     http_sock = _bound_socket()
     base = f"http://127.0.0.1:{http_sock.getsockname()[1]}"
@@ -220,7 +227,13 @@ async def bridge_env(
             iam_url=smartcar.iam_url,
             webhook_id=smartcar.fake.webhooks.webhook_id,
             command_timeout=TIMEOUT,
+            decision_reads=decision_reads,
+            rate_bucket_size=rate_bucket_size,
         )
+        if webhooks:
+            smartcar.fake.webhooks.configure(f"{base}/smartcar/webhooks", AMT)
+            smartcar.fake.webhooks.poll_interval_s = 0.2
+            smartcar.fake.webhooks.retry_scale = 0.01
         with_bridge = replace(settings, bridge=bridge)
         system = CentralSystem(with_bridge)
         await system.start(http_sock=http_sock)
@@ -241,6 +254,8 @@ async def bridge_env(
                 httpx.AsyncClient(base_url=base, timeout=TIMEOUT, headers=headers) as http,
             ):
                 await runner.wait_booted(TIMEOUT)
+                if webhooks:
+                    assert await smartcar.fake.webhooks.verify(), "the bridge refused VERIFY"
                 env = BridgeEnv(system, runner, smartcar, http, db, with_bridge, version)
                 yield env
         finally:

@@ -42,7 +42,7 @@ def test_hot_path_calls_count_by_action_code_and_outcome() -> None:
     metrics.command_sent("Reset", "answered")
     metrics.command_sent("Reset", "not_connected")
     metrics.smartcar_call("/v2.0/vehicles/3f2a-77/battery", "ok", 0.4)
-    metrics.smartcar_call("/v2.0/vehicles/9b1c-01/battery", "VEHICLE_STATE", 1.2)
+    metrics.smartcar_call("/v2.0/vehicles/9b1c-01/battery", "VEHICLE_STATE", 1.2, "monitor")
 
     get = metrics.registry.get_sample_value
     assert get("csms_ocpp_messages_total", {"action": "Heartbeat", "direction": "in"}) == 2
@@ -60,7 +60,15 @@ def test_hot_path_calls_count_by_action_code_and_outcome() -> None:
     # Only the answered command put a CALL on the wire.
     assert get("csms_ocpp_messages_total", {"action": "Reset", "direction": "out"}) == 1
     endpoint = "/v2.0/vehicles/{id}/battery"
-    assert get("csms_smartcar_requests_total", {"endpoint": endpoint, "outcome": "ok"}) == 1
+    assert (
+        get(
+            "csms_smartcar_requests_total",
+            {"endpoint": endpoint, "outcome": "ok", "purpose": "other"},
+        )
+        == 1
+    )
+    refused = {"endpoint": endpoint, "outcome": "VEHICLE_STATE", "purpose": "monitor"}
+    assert get("csms_smartcar_requests_total", refused) == 1
     assert get("csms_smartcar_request_duration_seconds_count", {"endpoint": endpoint}) == 2
 
 

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -152,7 +153,9 @@ async def test_vehicle_state_event_is_signed_and_carries_soc_percent(
     assert signals["tractionbattery-stateofcharge"]["body"] == {"unit": "percent", "value": 78}
     assert signals["charge-ischarging"]["body"] == {"value": False}
     assert isinstance(signals["charge-ischarging"]["meta"]["oemUpdatedAt"], int)
-    assert event["meta"]["signalCount"] == 2 and event["meta"]["mode"] == "LIVE"
+    assert signals["charge-ischargingcableconnected"]["body"] == {"value": False}
+    assert set(signals["location-preciselocation"]["body"]) == {"latitude", "longitude"}
+    assert event["meta"]["signalCount"] == 4 and event["meta"]["mode"] == "LIVE"
 
 
 async def test_changes_trigger_events_naming_the_changed_signal(
@@ -220,3 +223,61 @@ async def test_unsubscribe_needs_the_management_token(
     assert refused.status_code == 401
     assert accepted.json() == {"status": "success"}
     assert running.fake.webhooks.emit_vehicle_state(vehicle_id) is None
+
+
+async def test_plug_in_triggers_the_cable_signal_stamped_when_seen(
+    running: RunningFake, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    await configure(running, url)
+    vehicle_id = await subscribed_vehicle(running)
+    webhooks = running.fake.webhooks
+    webhooks.emit_changes()  # the first delivery
+    vehicle = running.fake.world.vehicle_by_smartcar_id(vehicle_id)
+    charger = next(iter(running.fake.world.chargers.values()))
+    running.fake.world.plug_in(vehicle.vin, charger.id, 1, datetime(2025, 1, 1, tzinfo=UTC))
+    before = datetime.now(UTC)
+    assert len(webhooks.emit_changes()) == 1
+    after = datetime.now(UTC)
+    await app.wait_for(2, "VEHICLE_STATE")
+    last = app.events("VEHICLE_STATE")[-1][1]
+    assert [t["code"] for t in last["data"]["triggers"]] == ["charge-ischargingcableconnected"]
+    cable = next(
+        s for s in last["data"]["signals"] if s["code"] == "charge-ischargingcableconnected"
+    )
+    assert cable["body"] == {"value": True}
+    stamped = cable["meta"]["oemUpdatedAt"] / 1000
+    assert int(before.timestamp()) <= stamped <= after.timestamp()
+
+
+async def test_duplicates_and_reordering_are_knobs(
+    running: RunningFake, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    await configure(running, url)
+    webhooks = running.fake.webhooks
+    webhooks.duplicate_share = 1.0
+    webhooks.max_reorder_delay_s = 0.3
+    vehicle_ids = [await subscribed_vehicle(running)]
+    vehicle = running.fake.world.vehicle_by_smartcar_id(vehicle_ids[0])
+    emitted = []
+    for step in range(6):
+        vehicle.soc = 0.2 + step * 0.05
+        emitted.append(webhooks.emit_vehicle_state(vehicle_ids[0]))
+    await app.wait_for(12, "VEHICLE_STATE")
+    received = [event["eventId"] for _, event, _ in app.events("VEHICLE_STATE")]
+    assert sorted(received) == sorted(emitted * 2)  # every event exactly twice
+    firsts = list(dict.fromkeys(received))
+    assert firsts != emitted  # seeded: at least one event overtook an earlier one
+
+
+async def test_a_make_without_webhooks_sends_nothing(
+    running: RunningFake, receiver: tuple[Receiver, str]
+) -> None:
+    _, url = receiver
+    await configure(running, url)
+    vehicle_id = await subscribed_vehicle(running)
+    vehicle = running.fake.world.vehicle_by_smartcar_id(vehicle_id)
+    running.fake.webhooks.silent_makes = {vehicle.make}
+    assert running.fake.webhooks.emit_vehicle_state(vehicle_id) is None
+    assert running.fake.webhooks.emit_changes() == []

@@ -1,0 +1,131 @@
+"""Pure: which linked cars a plug-in decision may spend Smartcar calls on (issue 16).
+
+Reading every linked car for every plug-in costs calls in proportion to the fleet; Smartcar
+bills per call and throttles each car and the application (smartcar-api.md §9). So:
+
+1. **Cars watched by webhooks are never read to be matched.** A car whose deliveries arrive
+   (``webhook_seen_at`` within ``webhook_fresh``) reports its own plug-in through
+   ``Charge.IsChargingCableConnected`` with ``oemUpdatedAt``; what is stored is what it
+   said. Its silence is evidence too: ``webhook_lag`` after the charger's Preparing, a car
+   that sent no cable change has not plugged in (its data counts as that recent).
+2. **Polling cars are read only where they can be.** A car whose position is known, recent
+   and farther than ``max_distance_m`` from every pending plug-in's charger (each with a
+   known location) cannot be on any of them and is not read. The others are ranked by
+   evidence: known near a pending charger (closest first), then position unknown, then
+   positions so old that the car may have moved (oldest first).
+3. **A decision has a budget.** Each plug-in may cause at most ``budget`` reads over its
+   whole life (the matched car's battery read comes on top); a shared read serves every
+   pending plug-in at once. Cars left unread are not candidates: a car we cannot afford to
+   read is treated like an unlinked one, and two indistinguishable candidates still go to
+   active confirmation, so a car is never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from smartcar_bridge.matching import PlugIn, haversine_m
+
+# A car parked at a site reports the charger's position to within a few hundred metres.
+DEFAULT_MAX_DISTANCE_M = 1_000.0
+# A position older than this says little about where the car is now (it may have driven).
+DEFAULT_POSITION_TRUSTED = timedelta(minutes=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the bridge holds about one car, without calling Smartcar."""
+
+    vehicle_id: int
+    latitude: float | None
+    longitude: float | None
+    location_at: datetime | None
+    webhook_seen_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    watched: tuple[int, ...]  # by webhooks: matched from what they reported, never read
+    read: tuple[int, ...]  # polling cars to read now, best evidence first
+    skipped: tuple[int, ...]  # polling cars that cannot be there, or over the budget
+
+
+def watched_by_webhooks(car: Known, now: datetime, webhook_fresh: timedelta) -> bool:
+    return car.webhook_seen_at is not None and now - car.webhook_seen_at <= webhook_fresh
+
+
+def _nearest_m(car: Known, plug_ins: Sequence[PlugIn]) -> float | None:
+    """Distance to the nearest pending charger, or None when it cannot be told."""
+    if car.latitude is None or car.longitude is None:
+        return None
+    distances = [
+        haversine_m(car.latitude, car.longitude, p.latitude, p.longitude)
+        for p in plug_ins
+        if p.latitude is not None and p.longitude is not None
+    ]
+    if len(distances) < len(plug_ins):
+        return None  # a charger without a location: any car may be there
+    return min(distances) if distances else None
+
+
+def select(
+    cars: Iterable[Known],
+    plug_ins: Sequence[PlugIn],
+    now: datetime,
+    *,
+    budget: int,
+    webhook_fresh: timedelta,
+    position_trusted: timedelta = DEFAULT_POSITION_TRUSTED,
+    max_distance_m: float = DEFAULT_MAX_DISTANCE_M,
+    already_read: frozenset[int] = frozenset(),
+) -> Selection:
+    """Split ``cars`` for the pending ``plug_ins`` (module docstring); pure.
+
+    ``already_read`` are cars this decision has paid for before: reading them again costs
+    nothing more of its budget (the watch reuses or refreshes them).
+    """
+    watched: list[int] = []
+    ranked: list[tuple[tuple[int, float], int]] = []
+    skipped: list[int] = []
+    earliest = min((p.at for p in plug_ins), default=now)
+    for car in cars:
+        if watched_by_webhooks(car, now, webhook_fresh):
+            watched.append(car.vehicle_id)
+            continue
+        nearest = _nearest_m(car, plug_ins)
+        trusted = car.location_at is not None and car.location_at >= earliest - position_trusted
+        if nearest is not None and trusted:
+            if nearest > max_distance_m:
+                skipped.append(car.vehicle_id)  # known to be elsewhere
+                continue
+            ranked.append(((0, nearest), car.vehicle_id))
+        elif nearest is None or car.location_at is None:
+            ranked.append(((1, 0.0), car.vehicle_id))
+        else:
+            # Known, but long ago: the older, the likelier it has moved here since.
+            age_s = (earliest - car.location_at).total_seconds()
+            ranked.append(((2, -age_s), car.vehicle_id))
+    ranked.sort()
+    read: list[int] = []
+    spent = 0
+    for _, vehicle_id in ranked:
+        if vehicle_id in already_read:
+            read.append(vehicle_id)
+        elif spent < budget:
+            read.append(vehicle_id)
+            spent += 1
+        else:
+            skipped.append(vehicle_id)
+    return Selection(tuple(watched), tuple(read), tuple(skipped))
+
+
+def silence_data_at(
+    plug_data_at: datetime | None, now: datetime, webhook_lag: timedelta
+) -> datetime | None:
+    """A watched car's data time: what it last sent, or ``now - webhook_lag`` of silence."""
+    silence = now - webhook_lag
+    if plug_data_at is None:
+        return silence
+    return max(plug_data_at, silence)
