@@ -173,15 +173,10 @@ async def test_concurrent_sessions_share_one_bucket() -> None:
 # --- over HTTP, against the fake's own throttle -------------------------------------------
 
 
-@pytest.fixture
-async def running() -> AsyncIterator[RunningFake]:
-    world = World.generate(chargers=2, vehicles=20, seed=8)
-    async with run_smartcar_fake(world, config=FakeConfig()) as fake_server:
-        yield fake_server
-
-
-async def test_after_a_429_the_next_call_waits_exactly_retry_after(running: RunningFake) -> None:
-    """The issue's case: Retry-After 65 s (above the client's 60 s cap) must hold the car."""
+def limited_client(
+    running: RunningFake, *, max_retry_after: float
+) -> tuple[SmartcarClient, RateLimiter, FakeTime]:
+    """A client against the fake whose limiter and sleeps run on a clock the test moves."""
     clock = FakeTime()
     limits = RateLimiter(monotonic=clock, sleep=clock.sleep)
     config = running.fake.config
@@ -194,8 +189,21 @@ async def test_after_a_429_the_next_call_waits_exactly_retry_after(running: Runn
         config.redirect_uris[0],
         sleep=clock.sleep,
         limiter=limits,
-        max_retry_after=60.0,
+        max_retry_after=max_retry_after,
     )
+    return smartcar, limits, clock
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[RunningFake]:
+    world = World.generate(chargers=2, vehicles=20, seed=8)
+    async with run_smartcar_fake(world, config=FakeConfig()) as fake_server:
+        yield fake_server
+
+
+async def test_after_a_429_the_next_call_waits_exactly_retry_after(running: RunningFake) -> None:
+    """The issue's case: Retry-After 65 s (above the client's 60 s cap) must hold the car."""
+    smartcar, limits, clock = limited_client(running, max_retry_after=60.0)
     async with smartcar:
         vehicle = first_vehicle(running)
         tokens = await connect(smartcar, running, vehicle.vin)
@@ -221,20 +229,8 @@ async def test_after_a_429_the_next_call_waits_exactly_retry_after(running: Runn
 async def test_client_never_trips_the_fakes_vehicle_throttle(running: RunningFake) -> None:
     """Against a throttle of 2 calls a minute, the limiter learns from the first 429 and
     sends nothing more until the slot is free: one refusal, however many callers."""
-    clock = FakeTime()
-    limits = RateLimiter(monotonic=clock, sleep=clock.sleep)
-    config = running.fake.config
-    smartcar = SmartcarClient(
-        running.api_url,
-        running.auth_url,
-        running.connect_url,
-        config.client_id,
-        config.client_secret,
-        config.redirect_uris[0],
-        sleep=clock.sleep,
-        limiter=limits,
-        max_retry_after=0.0,  # never sleep inside a call: let the caller schedule
-    )
+    # Never sleep inside a call: let the caller schedule.
+    smartcar, _, _ = limited_client(running, max_retry_after=0.0)
     async with smartcar:
         vehicle = first_vehicle(running)
         tokens = await connect(smartcar, running, vehicle.vin)
