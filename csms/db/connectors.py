@@ -11,8 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import asyncpg
-
+from csms.db.copy_new import copy_new
 from csms.db.pool import Connection
 from csms.domain.connectors import is_plausible
 
@@ -32,12 +31,6 @@ class StatusRow(NamedTuple):
 
 
 _HISTORY_COLUMNS = list(StatusRow._fields)
-_COLUMN_LIST = ", ".join(_HISTORY_COLUMNS)
-_CREATE_STAGE = f"""CREATE TEMP TABLE IF NOT EXISTS status_history_stage ON COMMIT DELETE ROWS
-    AS SELECT {_COLUMN_LIST} FROM status_history WITH NO DATA"""
-_MOVE_STAGE = f"""WITH staged AS (DELETE FROM status_history_stage RETURNING {_COLUMN_LIST})
-    INSERT INTO status_history ({_COLUMN_LIST})
-    SELECT {_COLUMN_LIST} FROM staged ON CONFLICT DO NOTHING"""
 
 
 async def flush_statuses(connection: Connection, rows: list[StatusRow]) -> None:
@@ -73,19 +66,6 @@ async def _insert(connection: Connection, rows: list[StatusRow]) -> int:
 
 
 async def _insert_history(connection: Connection, rows: list[StatusRow]) -> int:
-    # Straight COPY unless the batch holds a resend (as for meter values: the staging
-    # detour would cost the reconnect storm, which is all StatusNotifications).
-    try:
-        async with connection.transaction():  # a savepoint: a conflict undoes only this
-            await connection.copy_records_to_table(
-                "status_history", records=rows, columns=_HISTORY_COLUMNS
-            )
-        return len(rows)
-    except asyncpg.UniqueViolationError:
-        pass
-    await connection.execute(_CREATE_STAGE)
-    await connection.copy_records_to_table(
-        "status_history_stage", records=rows, columns=_HISTORY_COLUMNS
-    )
-    status = await connection.execute(_MOVE_STAGE)
-    return int(status.rsplit(" ", 1)[1])
+    # Straight COPY unless the batch holds a resend: the staging detour would cost the
+    # reconnect storm, which is all StatusNotifications.
+    return await copy_new(connection, "status_history", _HISTORY_COLUMNS, rows)

@@ -11,8 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import asyncpg
-
+from csms.db.copy_new import copy_new
 from csms.db.pool import Connection
 
 
@@ -37,17 +36,6 @@ class MeterValueRow(NamedTuple):
 
 
 _COLUMNS = list(MeterValueRow._fields)
-_COLUMN_LIST = ", ".join(_COLUMNS)
-
-# Per connection (pooled connections are never reset, so it is created once per session
-# in practice); emptied by every commit. IF NOT EXISTS costs one round trip per batch,
-# and cannot go wrong after a reconnect the way remembering "created" could.
-_CREATE_STAGE = f"""CREATE TEMP TABLE IF NOT EXISTS meter_values_stage ON COMMIT DELETE ROWS
-    AS SELECT {_COLUMN_LIST} FROM meter_values WITH NO DATA"""
-# Moving (not copying) the rows keeps a second flush in the same transaction correct.
-_MOVE_STAGE = f"""WITH staged AS (DELETE FROM meter_values_stage RETURNING {_COLUMN_LIST})
-    INSERT INTO meter_values ({_COLUMN_LIST})
-    SELECT {_COLUMN_LIST} FROM staged ON CONFLICT DO NOTHING"""
 
 
 async def flush_meter_values(connection: Connection, rows: list[MeterValueRow]) -> None:
@@ -67,16 +55,4 @@ async def insert_meter_values(connection: Connection, rows: list[MeterValueRow])
 
 
 async def _flush(connection: Connection, rows: list[MeterValueRow]) -> int:
-    # Fast path: a batch with no resend in it (nearly all) is copied straight into the
-    # table, as before the unique key existed; the staging detour costs about a third
-    # more database time per row, and the writer's database time is its throughput.
-    try:
-        async with connection.transaction():  # a savepoint: a conflict undoes only this
-            await connection.copy_records_to_table("meter_values", records=rows, columns=_COLUMNS)
-        return len(rows)
-    except asyncpg.UniqueViolationError:
-        pass
-    await connection.execute(_CREATE_STAGE)
-    await connection.copy_records_to_table("meter_values_stage", records=rows, columns=_COLUMNS)
-    status = await connection.execute(_MOVE_STAGE)
-    return int(status.rsplit(" ", 1)[1])
+    return await copy_new(connection, "meter_values", _COLUMNS, rows)
