@@ -21,6 +21,7 @@ import structlog
 
 from csms.metrics import Metrics
 from smartcar_bridge import responses
+from smartcar_bridge.call_ledger import CallLedger
 from smartcar_bridge.errors import (
     CompatibilityError,
     ResourceNotFoundError,
@@ -150,6 +151,8 @@ class SmartcarClient:
         self._metrics = metrics
         # Remembers Smartcar's limits across calls; None only in tests of the raw client.
         self.limiter = limiter
+        # Calls per plug-in decision and per session (GET /api/plug-ins).
+        self.ledger = CallLedger()
 
     async def __aenter__(self) -> SmartcarClient:
         return self
@@ -445,6 +448,8 @@ class SmartcarClient:
                         raise
                     await self._sleep(delay)
                     continue
+            if form is None:
+                self.ledger.sent()
             try:
                 response = await self._http.request(
                     method, url, params=params, json=json_body, data=form, headers=headers,

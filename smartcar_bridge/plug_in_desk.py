@@ -22,6 +22,7 @@ from csms.log import mask_vin
 from smartcar_bridge import candidates, store
 from smartcar_bridge import plug_in_store as plug_ins
 from smartcar_bridge import session_store as sessions
+from smartcar_bridge.call_ledger import for_plug_in
 from smartcar_bridge.confirmation import Confirmer
 from smartcar_bridge.matcher import CarWatch
 from smartcar_bridge.matching import Decision, PlugIn, decide
@@ -81,6 +82,10 @@ class PlugInDesk:
 
     async def decide_until_done(self, plug_in_id: int) -> None:
         """The plug-in's task: decide, act, or retry within the bounded time."""
+        with for_plug_in(plug_in_id):  # its Smartcar calls are this decision's cost
+            await self._decide_until_done(plug_in_id)
+
+    async def _decide_until_done(self, plug_in_id: int) -> None:
         row = await plug_ins.get(self._pool, plug_in_id)
         if row is None:
             return

@@ -45,6 +45,26 @@ class CostLimits:
             monthly_cap=DEFAULT_MONTHLY_CAP,
         )
 
+    def compressed(self, speed: float) -> CostLimits:
+        """The same limits for a world running ``speed`` simulated seconds per real one.
+
+        The fake answers on the real clock (tokens, ``SC-Data-Age``), so the rates are put on
+        the world's: the bucket refills ``speed`` times faster and the vehicle window is
+        ``speed`` times shorter, i.e. 2 calls per *simulated* minute and 6 calls per
+        *simulated* minute and car. Sizes and the monthly cap (a compressed day is one day of
+        the month) stay. ``Retry-After`` stays whole real seconds, at least 1: a client
+        that honours it waits longer than the compressed window needs, never less.
+        """
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        return CostLimits(
+            vehicle_calls=self.vehicle_calls,
+            vehicle_window_s=self.vehicle_window_s / speed,
+            bucket_size=self.bucket_size,
+            bucket_refill_per_minute=self.bucket_refill_per_minute * speed,
+            monthly_cap=self.monthly_cap,
+        )
+
 
 def _month(moment: datetime) -> tuple[int, int]:
     return moment.year, moment.month

@@ -82,8 +82,10 @@ class WebhookDispatcher:
     ``duplicate_share`` (a share of events delivered twice, as at-least-once allows),
     ``max_reorder_delay_s`` (each event waits a random time up to this before its first
     attempt, so events overtake each other as §10's unordered, concurrent delivery allows)
-    and ``silent_makes`` (makes that send no webhooks at all: subscriptions are accepted,
-    nothing is delivered, so the client must poll).
+    ``silent_makes`` (makes that send no webhooks at all: subscriptions are accepted,
+    nothing is delivered, so the client must poll) and ``triggers`` (the signal codes whose
+    change sends an event; the others ride along as data. Default: SoC, charging and cable;
+    §10's "Detect a charging session" guide triggers on charging and cable only).
     """
 
     world: World
@@ -99,6 +101,11 @@ class WebhookDispatcher:
     duplicate_share: float = 0.0
     max_reorder_delay_s: float = 0.0
     silent_makes: set[str] = field(default_factory=set)
+    triggers: frozenset[str] = field(
+        default_factory=lambda: frozenset(
+            str(s["code"]) for s in (SOC_SIGNAL, CHARGING_SIGNAL, CABLE_SIGNAL)
+        )
+    )
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     deliveries: list[Delivery] = field(default_factory=list)
@@ -187,7 +194,9 @@ class WebhookDispatcher:
         if sub.first_delivery:
             triggers: list[dict[str, str]] = [{"code": "FIRST_DELIVERY"}]
         else:
-            triggers = [dict(sig) for sig, changed in changes if changed] or [dict(SOC_SIGNAL)]
+            triggers = [
+                dict(sig) for sig, changed in changes if changed and sig["code"] in self.triggers
+            ] or [dict(SOC_SIGNAL)]
         sub.first_delivery, sub.last_signals = False, signals
 
         def meta(code: str) -> dict[str, int]:
@@ -241,11 +250,17 @@ class WebhookDispatcher:
             if vehicle is None:
                 continue
             now = (round(vehicle.soc_percent), vehicle.is_charging, vehicle.plugged_in)
-            if sub.first_delivery or sub.last_signals != now:
+            if sub.first_delivery or self._triggered(sub.last_signals, now):
                 event_id = self.emit_vehicle_state(sub.vehicle_id)
                 if event_id is not None:
                     emitted.append(event_id)
         return emitted
+
+    def _triggered(self, old: tuple[int, bool, bool] | None, new: tuple[int, bool, bool]) -> bool:
+        if old is None:
+            return True
+        codes = (SOC_SIGNAL["code"], CHARGING_SIGNAL["code"], CABLE_SIGNAL["code"])
+        return any(o != n and c in self.triggers for o, n, c in zip(old, new, codes, strict=True))
 
     async def drain(self, timeout_s: float) -> None:
         """Wait (bounded) until no delivery is in flight."""

@@ -41,6 +41,9 @@ FAILED = frozenset({"FAILURE", "FAILED", "ERROR", "CANCELED", "CANCELLED", "TIME
 # until the overall command timeout (§1's 310 s by default) is spent.
 POLL_INTERVALS = (2.0, 4.0, 8.0, 15.0, 30.0)
 MAX_PAGES = 50  # a runaway ``links.next`` must not loop forever
+# The largest page §14.3's ``pageSize`` takes (third-party reading: at most 100). A car
+# reports up to ~95 signals, so its whole state (charge, cable, SoC, position) is one call.
+FULL_PAGE = 100
 
 # Epoch seconds vs milliseconds (§14.3): the webhook docs say ms, the API examples look like
 # seconds. 1e11 s is the year 5138, 1e11 ms is 1973: anything above is milliseconds.

@@ -62,9 +62,17 @@ class V3Client:
             "GET", url, parse.one_signal, token=token, extra_headers=self._user(user_id)
         )
 
-    async def signals(self, token: str, user_id: str, vehicle_id: str) -> dict[str, Signal]:
-        """Every signal of the vehicle, following ``links.next`` (bounded)."""
+    async def signals(
+        self, token: str, user_id: str, vehicle_id: str, page_size: int | None = None
+    ) -> dict[str, Signal]:
+        """Every signal of the vehicle, following ``links.next`` (bounded).
+
+        ``page_size`` asks for that many per page (§14.3's ``pageSize``): with
+        ``choices.FULL_PAGE`` a car's whole state is one call instead of one per 10 signals.
+        """
         url: str | None = self.api_url + choices.vehicle_path(vehicle_id, "/signals")
+        if page_size is not None:
+            url = f"{url}?page=1&pageSize={page_size}"
         found: dict[str, Signal] = {}
         for _ in range(choices.MAX_PAGES):
             if url is None:

@@ -15,10 +15,7 @@ import asyncpg
 import structlog
 
 from smartcar_bridge.errors import (
-    ApiVersionRetired,
-    CompatibilityError,
     ReauthRequired,
-    ResourceNotFoundError,
     SmartcarError,
     SmartcarResponseError,
     error_from_response,
@@ -34,6 +31,10 @@ log = structlog.get_logger()
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+
+# How long one ``GET /signals`` page answers the position and battery questions that follow
+# it (the matcher asks for the position right after the charge state).
+SNAPSHOT_REUSE_S = 5.0
 
 
 class LinkedVehicle(Protocol):
@@ -115,6 +116,7 @@ class V3Vehicles:
         self._command_timeout = command_timeout
         self._sleep = sleep
         self._monotonic = monotonic or (lambda: asyncio.get_running_loop().time())
+        self._snapshots: dict[str, tuple[float, dict[str, Signal]]] = {}
 
     async def _with(
         self, vehicle: LinkedVehicle, call: Callable[[str, str, str], Awaitable[T]]
@@ -123,34 +125,52 @@ class V3Vehicles:
         vehicle_id = vehicle.smartcar_vehicle_id
         return await self.tokens.with_token(lambda token: call(token, user_id, vehicle_id))
 
-    # Reads (§14.3): signals by code, one call each. The whole list costs one call per page
-    # of 10 (a car may report ~95 signals) and is read only once, when the car is linked.
+    # Reads (§14.3). A charge read wants the charging flag, the cable and (for matching)
+    # the position: three signal calls, or one ``GET /signals`` page of ``FULL_PAGE`` that
+    # holds every signal the car reports. The page is kept ``SNAPSHOT_REUSE_S`` so the
+    # position and battery asked for right after it cost nothing more; a lone battery or
+    # position read stays one single-signal call (the smaller answer).
 
     async def _signal(self, vehicle: LinkedVehicle, code: str) -> dict[str, Signal]:
         found = await self._with(vehicle, lambda t, u, v: self.client.signal(t, u, v, code))
-        if not found.ok and isinstance(found.error, dict) and found.error.get("type"):
-            # A failed signal carries its error (§10): raise it from the same tree.
-            status = int(found.error.get("status") or 409)
-            raise error_from_response(status, {"errors": [found.error]})
+        _raise_failed(found)
         return {code: found}
 
+    async def _snapshot(self, vehicle: LinkedVehicle) -> dict[str, Signal]:
+        signals = await self._with(
+            vehicle, lambda t, u, v: self.client.signals(t, u, v, page_size=choices.FULL_PAGE)
+        )
+        charging = signals.get(choices.IS_CHARGING)
+        if charging is not None:
+            _raise_failed(charging)
+        self._snapshots[vehicle.smartcar_vehicle_id] = (self._monotonic(), signals)
+        return signals
+
+    def _recent(self, vehicle: LinkedVehicle, code: str) -> dict[str, Signal] | None:
+        taken = self._snapshots.get(vehicle.smartcar_vehicle_id)
+        if taken is None:
+            return None
+        at, signals = taken
+        if self._monotonic() - at > SNAPSHOT_REUSE_S:
+            del self._snapshots[vehicle.smartcar_vehicle_id]
+            return None
+        found = signals.get(code)
+        return {code: found} if found is not None and found.ok else None
+
     async def battery(self, vehicle: LinkedVehicle) -> Battery:
-        return _parsed(parse.battery, await self._signal(vehicle, choices.SOC))
+        signals = self._recent(vehicle, choices.SOC) or await self._signal(vehicle, choices.SOC)
+        return _parsed(parse.battery, signals)
 
     async def charge_status(self, vehicle: LinkedVehicle) -> ChargeStatus:
-        # Sequential on purpose: a failed first read must not leave a second one in flight.
-        signals = await self._signal(vehicle, choices.IS_CHARGING)
-        try:
-            signals.update(await self._signal(vehicle, choices.CABLE_CONNECTED))
-        except (CompatibilityError, ResourceNotFoundError, SmartcarResponseError) as exc:
-            if isinstance(exc, ApiVersionRetired):
-                raise
-            # The car cannot report its cable (§14.3: support varies a lot by make):
-            # parse.charge_status infers it from charging.
-        return _parsed(parse.charge_status, signals)
+        # A car that cannot report its cable (§14.3: support varies a lot by make) sends it
+        # as an ERROR signal or not at all: parse.charge_status infers it from charging.
+        return _parsed(parse.charge_status, await self._snapshot(vehicle))
 
     async def location(self, vehicle: LinkedVehicle) -> Location:
-        return _parsed(parse.location, await self._signal(vehicle, choices.LOCATION))
+        signals = self._recent(vehicle, choices.LOCATION) or await self._signal(
+            vehicle, choices.LOCATION
+        )
+        return _parsed(parse.location, signals)
 
     async def is_charging(self, vehicle: LinkedVehicle) -> bool:
         signals = await self._signal(vehicle, choices.IS_CHARGING)
@@ -222,6 +242,13 @@ class V3Vehicles:
 
     def _poll(self, execution_id: str) -> Callable[[str, str, str], Awaitable[CommandExecution]]:
         return lambda t, u, v: self.client.execution(t, u, v, execution_id)
+
+
+def _raise_failed(found: Signal) -> None:
+    if not found.ok and isinstance(found.error, dict) and found.error.get("type"):
+        # A failed signal carries its error (§10): raise it from the same tree.
+        status = int(found.error.get("status") or 409)
+        raise error_from_response(status, {"errors": [found.error]})
 
 
 def _now_meta() -> Meta:

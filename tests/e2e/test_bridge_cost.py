@@ -120,8 +120,8 @@ async def test_a_polling_fleet_is_read_within_the_budget_whatever_its_size(
         matched_reads = after.get("match", 0) - before.get("match", 0)
         # Four cars may be read (the nearby one first, then the two unknown); the other nine
         # are known to be elsewhere and cost nothing. A read is GET /charge (+ /location)
-        # in v2.0, and two signals (+ the location signal) in v3.
-        per_read = 3 if env.api_version == "3" else 2
+        # in v2.0, and one GET /signals page (charge, cable and position at once) in v3.
+        per_read = 1 if env.api_version == "3" else 2
         assert 1 <= matched_reads <= 4 * per_read, after
         row = await db.fetchrow(
             "SELECT v.vin FROM charging_sessions s JOIN vehicles v ON v.id = s.vehicle_id "
