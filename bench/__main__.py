@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, fuzz, heartbeat, memory, meter_values, mix, scale, storm
+from bench import cluster, fleet, fuzz, heartbeat, memory, meter_values, mix, scale, storm
 from bench.common import Options
 from bench.load import raise_fd_limit
 from bench.report import render
@@ -37,6 +37,8 @@ SCENARIOS: dict[str, Callable[[Options], dict[str, Any]]] = {
     # Hostile input (issue 14): ours only; not in the default set, run it by name.
     "fuzz": fuzz.run,
     "cluster": cluster.run,  # one process vs --workers N, local vs routed commands
+    # Plug-and-charge at fleet scale (issue 16): ours only, minutes; run it by name.
+    "fleet": fleet.run,
 }
 DEFAULT_SCENARIOS = ("heartbeat", "storm", "mix", "memory", "meter_values", "cluster")
 

@@ -155,6 +155,10 @@ def render(name: str, results: dict[str, Any]) -> str:
         from bench.cluster import render as render_cluster
 
         return render_cluster(results)
+    elif name == "fleet":
+        from bench.fleet import render as render_fleet
+
+        return render_fleet(results)
     else:
         return f"== {name}: {results}"
     return _table(title, results, figures) + _profiles(name, results)

@@ -60,6 +60,9 @@ class BridgeSettings:
     # silence means it did not plug in.
     decision_reads: int = 4
     webhook_lag: float = 30.0
+    # How long a polling car's last known position is trusted to exclude it from a
+    # plug-in elsewhere (it may have driven since).
+    position_trusted: float = 1800.0
     # Plug-and-charge matching (README "Plug-and-charge"): a car is a candidate for a
     # plug-in only if its own plug-in is within match_window of the charger's Preparing;
     # a plug-in waits match_settle for its neighbours' Preparing before a direct match;
@@ -213,6 +216,7 @@ def _bridge_settings(reader: _Reader) -> BridgeSettings | None:
             "CSMS_BRIDGE_DECISION_READS", defaults.decision_reads, minimum=0
         ),
         webhook_lag=reader.seconds("CSMS_BRIDGE_WEBHOOK_LAG", defaults.webhook_lag),
+        position_trusted=reader.seconds("CSMS_BRIDGE_POSITION_TRUSTED", defaults.position_trusted),
         match_window=reader.seconds("CSMS_BRIDGE_MATCH_WINDOW", defaults.match_window),
         match_settle=reader.seconds("CSMS_BRIDGE_MATCH_SETTLE", defaults.match_settle),
         confirm_timeout=reader.seconds("CSMS_BRIDGE_CONFIRM_TIMEOUT", defaults.confirm_timeout),

@@ -9,15 +9,24 @@ bills per call and throttles each car and the application (smartcar-api.md §9).
    said. Its silence is evidence too: ``webhook_lag`` after the charger's Preparing, a car
    that sent no cable change has not plugged in (its data counts as that recent).
 2. **Polling cars are read only where they can be.** A car whose position is known, recent
-   and farther than ``max_distance_m`` from every pending plug-in's charger (each with a
-   known location) cannot be on any of them and is not read. The others are ranked by
-   evidence: known near a pending charger (closest first), then position unknown, then
-   positions so old that the car may have moved (oldest first).
+   (``position_trusted``) and farther than ``max_distance_m`` from every pending plug-in's
+   charger (each with a known location) cannot be on any of them and is not read. The
+   others are ranked by evidence: known near a pending charger (closest first), then
+   position unknown, then positions so old that the car may have moved: closest first by
+   whole kilometres (drivers charge near where they were, at home or at work), the oldest
+   first among equals.
 3. **A decision has a budget.** Each plug-in may cause at most ``budget`` reads over its
    whole life (the matched car's battery read comes on top); a shared read serves every
    pending plug-in at once. Cars left unread are not candidates: a car we cannot afford to
    read is treated like an unlinked one, and two indistinguishable candidates still go to
    active confirmation, so a car is never guessed.
+4. **Webhooks first.** Before any read, the plug-ins are decided from the watched cars
+   alone. A plug-in that this settles (one watched car reported its cable at the right
+   time and place, and it is no other pending plug-in's candidate) is matched without
+   reading a polling car: by rule 3 an unread car is not a candidate anyway, and the
+   ``settle`` delay still waits for a neighbour's Preparing. While a watched car may still
+   report (``webhook_lag``), the plug-in waits, at no cost. Anything else (no watched
+   candidate, several, a car shared with another plug-in) spends the reads as above.
 """
 
 from __future__ import annotations
@@ -87,7 +96,7 @@ def select(
     nothing more of its budget (the watch reuses or refreshes them).
     """
     watched: list[int] = []
-    ranked: list[tuple[tuple[int, float], int]] = []
+    ranked: list[tuple[tuple[int, float, float], int]] = []
     skipped: list[int] = []
     earliest = min((p.at for p in plug_ins), default=now)
     for car in cars:
@@ -100,13 +109,14 @@ def select(
             if nearest > max_distance_m:
                 skipped.append(car.vehicle_id)  # known to be elsewhere
                 continue
-            ranked.append(((0, nearest), car.vehicle_id))
+            ranked.append(((0, nearest, 0.0), car.vehicle_id))
         elif nearest is None or car.location_at is None:
-            ranked.append(((1, 0.0), car.vehicle_id))
+            ranked.append(((1, 0.0, 0.0), car.vehicle_id))
         else:
-            # Known, but long ago: the older, the likelier it has moved here since.
+            # Known, but long ago: it may have moved, most likely to a charger near where
+            # it was; among equals, the older the likelier.
             age_s = (earliest - car.location_at).total_seconds()
-            ranked.append(((2, -age_s), car.vehicle_id))
+            ranked.append(((2, nearest // 1000.0, -age_s), car.vehicle_id))
     ranked.sort()
     read: list[int] = []
     spent = 0

@@ -7,6 +7,10 @@ candidates' Smartcar charge state is read every ``confirm_poll`` seconds: the on
 turns to CHARGING is the car on this connector, and the session is opened for it on the
 running transaction. Nobody charging within ``confirm_timeout``, or more than one car
 charging, and the start is stopped: nothing is billed to anyone for it.
+
+A candidate watched by webhooks is not read: its ``Charge.IsCharging`` deliveries (at or
+after the start) say whether it charges. Only if none came by half the timeout (a lost
+or late delivery) is it read, as a polling car is.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -32,6 +36,9 @@ from smartcar_bridge.session_store import Session
 
 Command = Callable[[str, str, dict[str, Any], Any], Awaitable[dict[str, Any] | None]]
 RegisterIdTag = Callable[[str, str], Awaitable[None]]
+
+# A car whose webhooks arrived this recently is watched by them (as in plug_in_desk).
+WEBHOOK_FRESH = timedelta(days=7)
 
 
 def confirmation_id_tag() -> str:
@@ -101,7 +108,7 @@ class Confirmer:
     ) -> Session | None:
         # A candidate already charging cannot tell us anything: it charges elsewhere.
         with call_purpose(Purpose.CONFIRM):
-            before = await asyncio.gather(*(self._watch.charging(v, log) for v in candidates))
+            before = await asyncio.gather(*(self._charging_before(v, log) for v in candidates))
         watched = [v for v, charging in zip(candidates, before, strict=True) if not charging]
         if not watched:
             await self._give_up(plug, None, "candidates_already_charging", log)
@@ -134,6 +141,7 @@ class Confirmer:
             candidates=[mask_vin(v.vin) for v in watched],
             timeout_s=self._settings.timeout_s,
         )
+        sent_at = self._clock()  # a car charging since then may be ours
         answer = await self._command(
             plug.charge_point_id,
             "RemoteStartTransaction",
@@ -151,7 +159,7 @@ class Confirmer:
             await self._give_up(plug, None, "no_start_transaction", log)
             return None
         log = log.bind(transaction_id=started.transaction_id)
-        vehicle, reason = await self._watch_cars(plug, watched, log)
+        vehicle, reason = await self._watch_cars(plug, watched, log, sent_at)
         if vehicle is None:
             await self._give_up(plug, started.transaction_id, reason, log)
             return None
@@ -177,18 +185,43 @@ class Confirmer:
         )
         return session
 
+    def _webhooks_watch(self, vehicle: store.Vehicle) -> bool:
+        seen = vehicle.webhook_seen_at
+        return seen is not None and self._clock() - seen <= WEBHOOK_FRESH
+
+    async def _charging_before(self, vehicle: store.Vehicle, log: Any) -> bool | None:
+        if self._webhooks_watch(vehicle):
+            reported = self._watch.reported_charging(vehicle.id, datetime.min.replace(tzinfo=UTC))
+            if reported is not None:
+                return reported
+        return await self._watch.charging(vehicle, log)
+
+    async def _charging_since(
+        self, vehicle: store.Vehicle, since: datetime, fallback: bool, log: Any
+    ) -> bool | None:
+        """Charging since the start: from the car's webhooks, read only as the fallback."""
+        if self._webhooks_watch(vehicle):
+            reported = self._watch.reported_charging(vehicle.id, since)
+            if reported is not None or not fallback:
+                return bool(reported)
+        return await self._watch.charging(vehicle, log)
+
     async def _watch_cars(
-        self, plug: plug_ins.PlugInRow, watched: list[store.Vehicle], log: Any
+        self, plug: plug_ins.PlugInRow, watched: list[store.Vehicle], log: Any, since: datetime
     ) -> tuple[store.Vehicle | None, str]:
         by_id = {v.id: v for v in watched}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.timeout_s
+        fallback_at = loop.time() + self._settings.timeout_s / 2
         while loop.time() < deadline:
             await asyncio.sleep(self._settings.poll_s)
             if not await self._still_plugged(plug):
                 return None, "plug_cycle_ended"
+            fallback = loop.time() >= fallback_at
             with call_purpose(Purpose.CONFIRM):
-                states = await asyncio.gather(*(self._watch.charging(v, log) for v in watched))
+                states = await asyncio.gather(
+                    *(self._charging_since(v, since, fallback, log) for v in watched)
+                )
             readings = [ChargingReading(v.id, s) for v, s in zip(watched, states, strict=True)]
             vehicle_id, reason = confirmed_car(readings)
             if vehicle_id is not None:

@@ -102,6 +102,8 @@ class CarWatch:
         self._reads = asyncio.Semaphore(_CONCURRENT_READS)
         self._inflight: dict[int, asyncio.Future[_Reading]] = {}
         self._latest: dict[int, _Reading] = {}
+        # Charge.IsCharging as the car's webhooks last reported it, ordered by oemUpdatedAt.
+        self._reported_charging: dict[int, tuple[bool, datetime]] = {}
 
     async def cars(
         self,
@@ -216,6 +218,19 @@ class CarWatch:
             location.longitude if location else None,
             loop.time(),
         )
+
+    def report_charging(self, vehicle_id: int, charging: bool, at: datetime) -> None:
+        """A webhook's ``Charge.IsCharging`` (deliveries are unordered: the newest wins)."""
+        known = self._reported_charging.get(vehicle_id)
+        if known is None or known[1] <= at:
+            self._reported_charging[vehicle_id] = (charging, at)
+
+    def reported_charging(self, vehicle_id: int, since: datetime) -> bool | None:
+        """What the webhooks said about charging at or after ``since``; None if nothing."""
+        known = self._reported_charging.get(vehicle_id)
+        if known is None or known[1] < since:
+            return None
+        return known[0]
 
     async def charging(self, vehicle: store.Vehicle, log: Any) -> bool | None:
         """The car's charge state now (for a confirmation start): never a cached reading."""

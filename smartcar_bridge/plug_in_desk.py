@@ -56,6 +56,7 @@ class PlugInDesk:
         read_budget: int = 4,
         webhook_lag_s: float = 30.0,
         webhook_fresh_s: float = 7 * 86_400.0,
+        position_trusted_s: float = candidates.DEFAULT_POSITION_TRUSTED.total_seconds(),
     ) -> None:
         self._pool = pool
         self._access = access
@@ -71,6 +72,7 @@ class PlugInDesk:
         self._read_budget = read_budget
         self._webhook_lag = timedelta(seconds=webhook_lag_s)
         self._webhook_fresh = timedelta(seconds=webhook_fresh_s)
+        self._position_trusted = timedelta(seconds=position_trusted_s)
         # Polling cars each plug-in has paid a read for (its budget, issue 16).
         self._paid: dict[int, set[int]] = {}
         self._spent: dict[int, int] = {}
@@ -150,8 +152,24 @@ class PlugInDesk:
             self._clock(),
             budget=self._read_budget - spent,
             webhook_fresh=self._webhook_fresh,
+            position_trusted=self._position_trusted,
             already_read=frozenset(paid) if spent < self._read_budget else frozenset(),
         )
+        watched = frozenset(selection.watched)
+        if watched:
+            # What the webhooks said may settle it alone (candidates module, rule 4): then no
+            # polling car is read for this plug-in at all.
+            with call_purpose(Purpose.MATCH):
+                reported = await self._watch.cars(
+                    [v for v in everyone if v.id in watched], claimed, bound,
+                    with_location=False, watched=watched, webhook_lag=self._webhook_lag,
+                )  # fmt: skip
+            early = decide(plugs, reported, now=self._clock(), window=self._window,
+                           settle=self._settle)[row.id]  # fmt: skip
+            # "wait": a watched car's silence is not yet long enough, or a neighbour may still
+            # report; waiting costs nothing, reading now might be for nothing.
+            if early.outcome in ("matched", "wait"):
+                return early
         reads = list(selection.read[: max(0, self._read_budget - spent)])
         self._spent[row.id] = spent + len(reads)
         paid.update(reads)

@@ -111,6 +111,7 @@ class PlugAndCharge:
             give_up_after_s=settings.match_give_up_after,
             read_budget=settings.decision_reads,
             webhook_lag_s=settings.webhook_lag,
+            position_trusted_s=settings.position_trusted,
         )
 
     async def start(self) -> None:
@@ -166,6 +167,9 @@ class PlugAndCharge:
                 )
                 interval = observe(previous, plugged, at)
             await self.watch.record(vehicle.id, interval)
+        charging = signals.is_charging(event)
+        if charging is not None:
+            self.watch.report_charging(vehicle.id, *charging)  # confirmation reads this
         soc = signals.soc_percent(event)
         session = await sessions.open_for_vehicle(self._pool, vehicle.id)
         if session is not None and soc is not None:

@@ -187,7 +187,9 @@ class V3Vehicles:
             lambda token: self.client.vehicle(token, user_id, vehicle_id)
         )
         signals = await self.tokens.with_token(
-            lambda token: self.client.signals(token, user_id, vehicle_id)
+            lambda token: self.client.signals(
+                token, user_id, vehicle_id, page_size=choices.FULL_PAGE
+            )
         )
         return attributes, signals
 
