@@ -419,7 +419,7 @@ async def _day(
     )
     day = Day(runner, home_chargers(world), random.Random("16:drivers"))
     headers = {"Authorization": f"Bearer {token}"}
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), time.process_time()
     async with (
         runner,
         httpx.AsyncClient(base_url=server.http_url, headers=headers, timeout=60.0) as api,
@@ -441,6 +441,9 @@ async def _day(
     return {
         "day_real_s": round(day_real_s, 1),
         "wall_day_s": round(time.monotonic() - t0, 1),
+        # The world, its chargers and the fake share this process: if it is saturated, the
+        # bridge's latencies are the world's.
+        "world_cpu_s": round(time.process_time() - cpu0, 1),
         "plug_ins_scheduled": len(times),
         "turned_away": day.turned_away,
         **_figures(records, runner, report),
@@ -479,7 +482,9 @@ def _figures(
     outcomes = report["outcomes"]
     plugged = len(runner.sessions)
     started = outcomes["matched"] + outcomes["confirmed"]
+    reasons = Counter(f"{r['outcome']}:{r.get('reason')}" for r in records)
     return {
+        "reasons": dict(reasons.most_common(12)),
         "plug_ins": plugged,
         "plug_ins_recorded": report["plug_ins_recorded"],
         "outcomes": {k: v for k, v in outcomes.items() if v},
@@ -551,8 +556,10 @@ def render(results: dict[str, Any]) -> str:
             f"{r['wrong_starts']}; plug-in -> RemoteStart median {latency['median']} s, max "
             f"{latency['max']} s (real seconds)"
         )
+        lines.append(f"  outcomes by reason: {r['reasons']}")
         lines.append(
             f"  linking {r['link_s']} s ({r['link_calls']} calls, limits off); server CPU "
-            f"{r['server_cpu_s']} s; budgets: {r['within_budgets']}"
+            f"{r['server_cpu_s']} s, world process CPU {r['world_cpu_s']} s; "
+            f"budgets: {r['within_budgets']}"
         )
     return "\n".join(lines)

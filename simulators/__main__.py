@@ -78,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     world.add_argument("--api-token", help="an operator token for --csms-api")
     world.add_argument(
+        "--smartcar-limits",
+        choices=("smartcar", "off"),
+        default="smartcar",
+        help="the fake's cost limits: Smartcar's published defaults (§9) on the simulated "
+        "clock (bucket 120 refilled 2 per simulated minute, 6 calls per car and simulated "
+        "minute, 500 per car and month), or none",
+    )
+    world.add_argument(
         "--link-share", type=float, default=0.95, help="share of cars whose driver links them"
     )
     world.add_argument("--unpaid", type=int, default=1, help="linked cars whose account can't pay")
@@ -154,6 +162,7 @@ async def _run_world(args: argparse.Namespace, bound_s: float) -> dict[str, Any]
         charger_config=config,
         chargers_per_site=args.chargers_per_site,
         traffic_paused=args.csms_api is not None,
+        smartcar_limits="smartcar" if args.smartcar_limits == "smartcar" else None,
         smartcar_config=FakeConfig(
             client_id=args.client_id,
             client_secret=args.client_secret,

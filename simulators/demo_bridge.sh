@@ -32,6 +32,9 @@ export SMARTCAR_IAM_URL="http://127.0.0.1:$SC_PORT"
 export CSMS_SECRET_KEY=demo-secret-key-not-for-production
 # Real seconds; at DEMO_SPEED 600 that is a read every 10 simulated minutes.
 export CSMS_BRIDGE_POLL_INTERVAL=1
+# The fake applies Smartcar's limits on the simulated clock (2 calls per simulated minute
+# for the application): the bridge's own bucket follows the same clock.
+export SMARTCAR_RATE_REFILL_PER_MINUTE=$((2 * SPEED))
 
 demo_start_csms
 

@@ -20,13 +20,14 @@ import random
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
 from simulators.charge_point import ChargePoint
 from simulators.cp_runtime import SimClock, Stats
 from simulators.smartcar_fake import FakeConfig, RunningFake, run_smartcar_fake
+from simulators.smartcar_fake.limits import CostLimits
 from simulators.world import PlugError, Vehicle, World, WorldError, apply
 from simulators.world_cable import CableSession, build_world, card_for
 from simulators.world_traffic import Arrival, ArrivalProcess, ScriptedEvent
@@ -41,6 +42,9 @@ _PARKED_S = 10 * 365 * 86_400.0
 
 class WorldRunner:
     """Runs a ``World``, its charge points and (unless ``smartcar_port`` is None) the fake.
+
+    The fake answers with Smartcar's published cost limits (``smartcar_limits``, default
+    ``"smartcar"``: §9's values on the world's clock; ``None`` turns them off).
 
     Durations are simulated seconds at ``speed``. The simulated clock starts at ``start``
     (default: an hour ago), so charger timestamps stay behind real time for a while and a
@@ -69,6 +73,7 @@ class WorldRunner:
         call_timeout_s: float = 10.0,
         traffic_paused: bool = False,
         chargers_per_site: int | None = None,
+        smartcar_limits: CostLimits | Literal["smartcar"] | None = "smartcar",
     ) -> None:
         self.world = world or build_world(
             chargers, vehicles, seed, connectors, dc_share, chargers_per_site
@@ -99,6 +104,13 @@ class WorldRunner:
         self.outages = 0
         self._smartcar_port = smartcar_port
         self._smartcar_config = smartcar_config
+        # Smartcar's published limits (§9) by default, on the world's clock (see
+        # CostLimits.compressed): a client that ignores them is refused as it would be.
+        self._smartcar_limits = (
+            CostLimits.smartcar_defaults().compressed(speed)
+            if smartcar_limits == "smartcar"
+            else smartcar_limits
+        )
         self._rng = random.Random(f"{seed}:traffic")
         self._arrival_process = ArrivalProcess(
             arrivals_per_hour, mean_dwell_s, rfid_share, self._rng
@@ -125,6 +137,8 @@ class WorldRunner:
                     self.world, config=self._smartcar_config, port=self._smartcar_port
                 )
             )
+            if self._smartcar_limits is not None:
+                self.smartcar.fake.costs.configure(self._smartcar_limits)
         self._exit.callback(self.world.on_plug(self._on_plug))
         self._sim_start = self.clock.now()
         for cp in self.charge_points.values():

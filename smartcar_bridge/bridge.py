@@ -94,7 +94,12 @@ class Bridge:
     ) -> VehicleApi:
         """SMARTCAR_API_VERSION picks the implementation; v3 is the default (§14.6)."""
         if settings.api_version == "2":
-            return V2Vehicles(self.client, self.tokens, webhook_id=settings.webhook_id)
+            return V2Vehicles(
+                self.client,
+                self.tokens,
+                webhook_id=settings.webhook_id,
+                management_token=settings.management_token,
+            )
         v3 = V3Client(
             self.client, settings.v3_api_url, settings.management_api_url, settings.iam_url
         )

@@ -320,6 +320,18 @@ class SmartcarClient:
             token=token,
         )
 
+    async def unsubscribe_webhook(
+        self, management_token: str, vehicle_id: str, webhook_id: str
+    ) -> CommandResult:
+        """``DELETE /vehicles/{id}/webhooks/{webhook_id}`` (§5): with the application
+        management token as the Bearer, not the car's access token."""
+        return await self._request(
+            "DELETE",
+            self._vehicle_url(vehicle_id, f"/webhooks/{quote(webhook_id, safe='')}"),
+            lambda body, meta: CommandResult("success", None, meta),
+            token=management_token,
+        )
+
     async def permissions(self, token: str, vehicle_id: str) -> Permissions:
         """Every permission granted for the vehicle, across pages."""
         found: list[str] = []

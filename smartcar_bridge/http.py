@@ -24,6 +24,7 @@ from smartcar_bridge import listings, session_store, store
 from smartcar_bridge.errors import ApiVersionRetired, ResourceNotFoundError, SmartcarError
 from smartcar_bridge.linking import MissingUserId
 from smartcar_bridge.oauth import InvalidState
+from smartcar_bridge.ratelimit import Purpose, call_purpose
 from smartcar_bridge.schemas import (
     Account,
     AccountDetail,
@@ -363,8 +364,13 @@ async def _unlink(bridge: Bridge, request: Request, vehicle_id: int) -> JSONResp
         # The injected core callback: the car's idTag must stop authorising at chargers.
         await bridge._register_id_tag(vehicle["id_tag"], "Blocked")
     smartcar: dict[str, Any] = {"disconnected": True}
+    linked = _Linked(vehicle["link_id"], vehicle["smartcar_vehicle_id"])
+    # Off the webhook first: after the disconnect the car's subscription can no longer be
+    # named with its user (v3) and its deliveries would be for nobody.
+    with call_purpose(Purpose.LINK):
+        await bridge.access.unsubscribe(linked, log.bind(vehicle_id=vehicle_id))
     try:
-        await bridge.access.disconnect(_Linked(vehicle["link_id"], vehicle["smartcar_vehicle_id"]))
+        await bridge.access.disconnect(linked)
     except ApiVersionRetired as exc:
         smartcar = {"disconnected": False, "error": exc.type, "code": exc.code}
     except ResourceNotFoundError:

@@ -290,6 +290,10 @@ class SessionRunner:
                         self._pool, session.id, now, soc, None, "smartcar", battery.meta.data_age
                     )
                     session = await sessions.update(self._pool, session.id, last_soc_percent=soc)
+                elif predicted is not None and predicted >= session.target_soc_percent:
+                    # No reading (the call budget is spent, or the car did not answer): the
+                    # charger's meter says the target is reached, and that decides the stop.
+                    soc = predicted
             reason = should_stop(
                 soc_percent=soc,
                 target_soc_percent=session.target_soc_percent,

@@ -56,6 +56,7 @@ class VehicleApi(Protocol):
     async def stop_charge(self, vehicle: LinkedVehicle) -> Any: ...
     async def set_charge_limit(self, vehicle: LinkedVehicle, percent: int) -> Any: ...
     async def subscribe(self, vehicle: LinkedVehicle) -> bool: ...
+    async def unsubscribe(self, vehicle: LinkedVehicle) -> bool: ...
     async def disconnect(self, vehicle: LinkedVehicle) -> Any: ...
 
 
@@ -66,11 +67,17 @@ class V2Vehicles:
     confirms_commands = False  # v2.0 answered "Successfully sent request", as before
 
     def __init__(
-        self, client: SmartcarClient, tokens: TokenSource, *, webhook_id: str | None = None
+        self,
+        client: SmartcarClient,
+        tokens: TokenSource,
+        *,
+        webhook_id: str | None = None,
+        management_token: str | None = None,
     ) -> None:
         self.client = client
         self.tokens = tokens
         self._webhook_id = webhook_id
+        self._management_token = management_token
 
     async def _with(self, vehicle: LinkedVehicle, call: Callable[[str, str], Awaitable[T]]) -> T:
         vehicle_id = vehicle.smartcar_vehicle_id
@@ -106,6 +113,15 @@ class V2Vehicles:
         webhook_id = self._webhook_id
         await self._with(
             vehicle, lambda token, vid: self.client.subscribe_webhook(token, vid, webhook_id)
+        )
+        return True
+
+    async def unsubscribe(self, vehicle: LinkedVehicle) -> bool:
+        # §5: the unsubscribe takes the application management token, not the car's.
+        if not self._webhook_id or not self._management_token:
+            return False
+        await self.client.unsubscribe_webhook(
+            self._management_token, vehicle.smartcar_vehicle_id, self._webhook_id
         )
         return True
 
@@ -207,6 +223,13 @@ class VehicleAccess:
         done = await self._call(vehicle, self.api.subscribe, log, "subscribe", 2)
         if done:
             log.info("bridge.webhook_subscribed", api_version=self.version)
+        return bool(done)
+
+    async def unsubscribe(self, vehicle: LinkedVehicle, log: Any) -> bool:
+        """Take the car off the webhook (at unlink: its deliveries would be for nobody)."""
+        done = await self._call(vehicle, self.api.unsubscribe, log, "unsubscribe", 2)
+        if done:
+            log.info("bridge.webhook_unsubscribed", api_version=self.version)
         return bool(done)
 
     async def disconnect(self, vehicle: LinkedVehicle) -> None:

@@ -189,6 +189,30 @@ class V3Client:
                 return CommandResult("already_subscribed", exc.description, _no_meta(exc))
             raise
 
+    async def unsubscribe(self, token: str, webhook_id: str, vehicle_id: str) -> int:
+        """Remove the vehicle's subscriptions to the webhook (§14.4: list filtered by both,
+        then ``DELETE /subscriptions/{id}``); how many were removed."""
+        url = self.management_url + choices.SUBSCRIPTIONS_PATH
+        ids = await self._base.request(
+            "GET",
+            url,
+            _subscription_ids,
+            token=token,
+            params={"filter[vehicleId]": vehicle_id, "filter[webhookId]": webhook_id},
+        )
+        for subscription_id in ids:
+            await self._base.request(
+                "DELETE", f"{url}/{quote(subscription_id, safe='')}", _ignore_body, token=token
+            )
+        return len(ids)
+
+
+def _subscription_ids(body: Mapping[str, Any], meta: responses.Meta) -> list[str]:
+    data = body.get("data")
+    if not isinstance(data, list):
+        return []
+    return [str(item["id"]) for item in data if isinstance(item, Mapping) and item.get("id")]
+
 
 def _ignore_body(body: Mapping[str, Any], meta: responses.Meta) -> None:
     return None

@@ -219,6 +219,16 @@ class V3Vehicles:
         await self._with(vehicle, lambda t, u, v: self.client.subscribe(t, webhook_id, u, v))
         return True
 
+    async def unsubscribe(self, vehicle: LinkedVehicle) -> bool:
+        """Remove the car's subscription to the configured webhook; False when none is."""
+        if not self._webhook_id:
+            return False
+        webhook_id, vehicle_id = self._webhook_id, vehicle.smartcar_vehicle_id
+        await self.tokens.with_token(
+            lambda token: self.client.unsubscribe(token, webhook_id, vehicle_id)
+        )
+        return True
+
     async def _command(
         self, vehicle: LinkedVehicle, name: str, attributes: dict[str, Any] | None = None
     ) -> CommandExecution:

@@ -186,6 +186,7 @@ async def bridge_env(
     decision_reads: int = 50,
     webhooks: bool = False,
     rate_bucket_size: int = 100_000,
+    webhook_lag: float = 30.0,
 ) -> AsyncIterator[BridgeEnv]:
     """``decision_reads`` defaults high: these small test fleets are read whole, so the
     tests see the matcher's rules, not the call budget (tests/e2e/test_bridge_cost.py does);
@@ -229,6 +230,7 @@ async def bridge_env(
             command_timeout=TIMEOUT,
             decision_reads=decision_reads,
             rate_bucket_size=rate_bucket_size,
+            webhook_lag=webhook_lag,
         )
         if webhooks:
             smartcar.fake.webhooks.configure(f"{base}/smartcar/webhooks", AMT)
