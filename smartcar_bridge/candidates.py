@@ -100,10 +100,16 @@ def select(
     skipped: list[int] = []
     earliest = min((p.at for p in plug_ins), default=now)
     for car in cars:
-        if watched_by_webhooks(car, now, webhook_fresh):
-            watched.append(car.vehicle_id)
-            continue
         nearest = _nearest_m(car, plug_ins)
+        if watched_by_webhooks(car, now, webhook_fresh):
+            # Its webhooks place it (a plug-in's delivery carries the new position): one far
+            # from every pending charger is not weighed at all, which keeps a decision's
+            # work in proportion to the cars around its chargers, not to the fleet.
+            if nearest is not None and nearest > max_distance_m:
+                skipped.append(car.vehicle_id)
+            else:
+                watched.append(car.vehicle_id)
+            continue
         trusted = car.location_at is not None and car.location_at >= earliest - position_trusted
         if nearest is not None and trusted:
             if nearest > max_distance_m:

@@ -36,6 +36,9 @@ StartSession = Callable[[Session, plug_ins.PlugInRow], Awaitable[None]]
 AdoptSession = Callable[[Session], Awaitable[None]]
 
 _FIRST_RETRY_S = 1.0
+# Every webhook nudges every pending plug-in; at a fleet's rush hour that is dozens a second.
+# A plug-in decides again at most this often, so a burst of nudges costs one decision.
+_MIN_REDECIDE_S = 0.2
 _MAX_RETRY_S = 15.0
 
 
@@ -116,6 +119,7 @@ class PlugInDesk:
                 if loop.time() + delay > deadline and not held:
                     await self._close(row, plug_ins.NO_MATCH, decision.reason, bound, decision)
                     return
+                await asyncio.sleep(_MIN_REDECIDE_S)
                 try:
                     async with asyncio.timeout(delay):
                         await nudge.wait()
