@@ -35,6 +35,9 @@ export CSMS_BRIDGE_POLL_INTERVAL=1
 # The fake applies Smartcar's limits on the simulated clock (2 calls per simulated minute
 # for the application): the bridge's own bucket follows the same clock.
 export SMARTCAR_RATE_REFILL_PER_MINUTE=$((2 * SPEED))
+# Cars arrive an hour apart, each alone at its charger: no neighbour's Preparing to wait for
+# (real seconds; the default 3 s is two simulated hours at speed 2400).
+export CSMS_BRIDGE_MATCH_SETTLE=${CSMS_BRIDGE_MATCH_SETTLE:-0.5}
 
 demo_start_csms
 

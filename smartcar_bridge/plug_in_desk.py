@@ -38,7 +38,11 @@ AdoptSession = Callable[[Session], Awaitable[None]]
 _FIRST_RETRY_S = 1.0
 # Every webhook nudges every pending plug-in; at a fleet's rush hour that is dozens a second.
 # A plug-in decides again at most this often, so a burst of nudges costs one decision.
-_MIN_REDECIDE_S = 0.2
+_MIN_REDECIDE_S = 0.5
+# The linked fleet as the decisions see it, shared by every pending plug-in for this long:
+# one read of the whole fleet per interval, not one per decision. Each decision still reads
+# the cars it weighs afresh (CarWatch.cars) and the claims, so a car is never judged on it.
+_FLEET_TTL_S = 0.5
 _MAX_RETRY_S = 15.0
 
 
@@ -76,6 +80,8 @@ class PlugInDesk:
         self._webhook_lag = timedelta(seconds=webhook_lag_s)
         self._webhook_fresh = timedelta(seconds=webhook_fresh_s)
         self._position_trusted = timedelta(seconds=position_trusted_s)
+        self._fleet_cache: tuple[float, list[store.Vehicle]] | None = None
+        self._fleet_read: asyncio.Task[list[store.Vehicle]] | None = None
         # Polling cars each plug-in has paid a read for (its budget, issue 16).
         self._paid: dict[int, set[int]] = {}
         self._spent: dict[int, int] = {}
@@ -130,11 +136,27 @@ class PlugInDesk:
             self._paid.pop(plug_in_id, None)
             self._spent.pop(plug_in_id, None)
 
+    async def _fleet(self) -> list[store.Vehicle]:
+        loop = asyncio.get_running_loop()
+        cached = self._fleet_cache
+        if cached is not None and loop.time() - cached[0] < _FLEET_TTL_S:
+            return cached[1]
+        if self._fleet_read is None:
+            self._fleet_read = loop.create_task(store.match_candidates(self._pool))
+        read = self._fleet_read
+        try:
+            vehicles = await asyncio.shield(read)
+        finally:
+            if self._fleet_read is read and read.done():
+                self._fleet_read = None
+        self._fleet_cache = (loop.time(), vehicles)
+        return vehicles
+
     async def _decide(self, row: plug_ins.PlugInRow, bound: Any) -> Decision:
         pending = [r for r in await plug_ins.undecided(self._pool) if r.ended_at is None]
         if row.id not in {r.id for r in pending}:
             pending.append(row)
-        everyone = await store.match_candidates(self._pool)
+        everyone = await self._fleet()
         claimed = await plug_ins.claimed_vehicles(self._pool)
         plugs = [
             PlugIn(r.id, r.charge_point_id, r.connector_id, r.plugged_at, r.latitude, r.longitude)
