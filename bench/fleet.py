@@ -63,7 +63,8 @@ from simulators.world import World, distance_m
 from simulators.world_drivers import Drivers, fetch_plug_ins, plug_in_report, set_up
 from simulators.world_runner import WorldRunner
 
-SPEED = 240.0
+# Simulated seconds per real second (``CSMS_BENCH_FLEET_SPEED``): the day takes DAY_S / SPEED.
+SPEED = float(os.environ.get("CSMS_BENCH_FLEET_SPEED", "240"))
 DAY_S = 16 * 3600.0  # 06:00 to 22:00
 FLEET_CHARGERS = 100
 PLUG_INS_PER_CAR = 0.55

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -41,6 +42,7 @@ class Bridge:
         http: httpx.AsyncClient | None = None,
         metrics: Metrics | None = None,
     ) -> None:
+        self._webhook_tasks: set[asyncio.Task[None]] = set()
         self.settings = settings
         self.pool = pool
         self.clock = clock
@@ -128,7 +130,24 @@ class Bridge:
             mode=self.settings.mode,
         )
 
+    def handle_webhook(self, event: dict[str, Any]) -> None:
+        """Handle a verified webhook event after its delivery is answered (§10: within 15 s,
+        whatever the database is doing; a redelivery of an event not yet recorded is
+        deduplicated on ``eventId``)."""
+        task = asyncio.create_task(self.engine.on_webhook(event), name="bridge-webhook")
+        self._webhook_tasks.add(task)
+        task.add_done_callback(self._webhook_done)
+
+    def _webhook_done(self, task: asyncio.Task[None]) -> None:
+        self._webhook_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("bridge.task_failed", task=task.get_name(), exc_info=task.exception())
+
     async def close(self) -> None:
+        tasks = list(self._webhook_tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.engine.close()
         await self.client.aclose()
 

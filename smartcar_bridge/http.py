@@ -407,7 +407,7 @@ async def _webhook(bridge: Bridge, raw: bytes, signature: str | None) -> Respons
     if not signature or not hmac.compare_digest(expected, signature.lower()):
         log.warning("bridge.webhook_refused", reason="bad signature")
         return _problem(401, "Bad signature", "SC-Signature does not match the body")
-    await bridge.engine.on_webhook(event)
+    bridge.handle_webhook(event)  # answered now; the work follows (§10's 15 s)
     return JSONResponse({"status": "received"})
 
 
