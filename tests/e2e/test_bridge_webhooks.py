@@ -108,7 +108,7 @@ async def test_a_make_without_webhooks_is_matched_by_polling(
 async def test_an_empty_bucket_still_stops_the_session_at_its_target(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    world = World(vehicles=[car(vin(500), 0.72)], chargers=[charger("CP-A")])
+    world = World(vehicles=[car(vin(500), 0.55)], chargers=[charger("CP-A")])
     async with bridge_env(settings, db, world, rate_bucket_size=120) as env:
         await env.link(await env.create_account(), vin(500))
         transaction_id = await env.plug_in_until_charging(vin(500), "CP-A")
