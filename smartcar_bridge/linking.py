@@ -12,7 +12,6 @@ configured webhook.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from smartcar_bridge.client import SmartcarClient
 from smartcar_bridge.errors import ApiVersionRetired, SmartcarError, SmartcarResponseError
 from smartcar_bridge.oauth import make_state, read_state
 from smartcar_bridge.ratelimit import Purpose, call_purpose
-from smartcar_bridge.responses import Location, Meta
 from smartcar_bridge.store import LinkedVehicle
 from smartcar_bridge.v3 import parse as v3_parse
 from smartcar_bridge.v3.vehicles import V3Vehicles
@@ -116,12 +114,9 @@ class Linker:
         if account is None:
             raise LookupError(f"account {account_id} does not exist")
         api = self._access.api if self._access is not None else None
-        # Where each car was when linked (v3 reads every signal anyway): a polling car is
-        # then placed for its first plug-in without a call (candidates.py).
-        positions: dict[str, Location] = {}
         try:
             if isinstance(api, V3Vehicles):
-                link_id, vehicles = await self._link_v3(api, account_id, user_id, positions)
+                link_id, vehicles = await self._link_v3(api, account_id, user_id)
             else:
                 link_id, vehicles = await self._link_v2(account_id, code, user_id)
         except ApiVersionRetired as exc:
@@ -133,12 +128,6 @@ class Linker:
             async with self._pool.acquire() as db, db.transaction():
                 row_id, left = await store.link_vehicle(db, account_id, link_id, vehicle)
             await self._register_id_tag(vehicle.id_tag, id_tag_status(account.payment_status))
-            position = positions.get(vehicle.smartcar_vehicle_id)
-            if position is not None:
-                await store.set_location(
-                    self._pool, row_id, position.latitude, position.longitude,
-                    position.meta.data_age or position.meta.received_at,
-                )  # fmt: skip
             log.info(
                 "bridge.vehicle_linked",
                 account_id=account_id,
@@ -167,11 +156,7 @@ class Linker:
         return link_id, vehicles
 
     async def _link_v3(
-        self,
-        api: V3Vehicles,
-        account_id: int,
-        user_id: str | None,
-        positions: dict[str, Location],
+        self, api: V3Vehicles, account_id: int, user_id: str | None
     ) -> tuple[int, list[LinkedVehicle]]:
         if not user_id:
             raise MissingUserId("Connect did not return user_id")
@@ -192,8 +177,6 @@ class Linker:
                     f"vehicle reports no {exc.args[0]} signal", status=200
                 ) from exc
             capacity = api.capacity(signals).capacity_kwh
-            with contextlib.suppress(KeyError, TypeError, ValueError):
-                positions[vehicle_id] = v3_parse.location(signals, Meta(None, self._clock()))
             vehicles.append(
                 LinkedVehicle(
                     smartcar_vehicle_id=vehicle_id,

@@ -38,7 +38,7 @@ AdoptSession = Callable[[Session], Awaitable[None]]
 _FIRST_RETRY_S = 1.0
 # Every webhook nudges every pending plug-in; at a fleet's rush hour that is dozens a second.
 # A plug-in decides again at most this often, so a burst of nudges costs one decision.
-_MIN_REDECIDE_S = 1.0
+_MIN_REDECIDE_S = 0.25
 # The linked fleet as the decisions see it, shared by every pending plug-in for this long:
 # one read of the whole fleet per interval, not one per decision. Each decision still reads
 # the cars it weighs afresh (CarWatch.cars) and the claims, so a car is never judged on it.

@@ -158,8 +158,8 @@ class V3Vehicles:
         return {code: found} if found is not None and found.ok else None
 
     async def battery(self, vehicle: LinkedVehicle) -> Battery:
-        signals = self._recent(vehicle, choices.SOC) or await self._signal(vehicle, choices.SOC)
-        return _parsed(parse.battery, signals)
+        # Always its own read: the SoC a session starts or ends on must be the car's now.
+        return _parsed(parse.battery, await self._signal(vehicle, choices.SOC))
 
     async def charge_status(self, vehicle: LinkedVehicle) -> ChargeStatus:
         # A car that cannot report its cable (§14.3: support varies a lot by make) sends it
