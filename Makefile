@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench demo demo-bridge clean
+.PHONY: run test lint format bench bench-fleet demo demo-bridge clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ demo-bridge: $(STAMP)
 # Benchmarks against a real PostgreSQL, side by side with a bare ocpp-library server.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Plug-and-charge at fleet scale (issue 16): 100 and 1,000 linked cars, ours only, ~12 min.
+bench-fleet: $(STAMP)
+	$(BIN)/python -m bench fleet --servers ours
 
 clean:
 	rm -rf $(VENV) .csms .pytest_cache .mypy_cache
