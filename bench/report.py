@@ -142,6 +142,8 @@ def render(name: str, results: dict[str, Any]) -> str:
             ("p50 ms", ("p50_ms",)),
             ("p99 ms", ("p99_ms",)),
             ("server CPU us/value", ("server_cpu_us_per_value",)),
+            ("PostgreSQL CPU us/value", ("pg_cpu_us_per_value",)),
+            ("PostgreSQL commits/message", ("pg_commits_per_message",)),
         ]
     elif name == "mix":
         return _render_sized(results, _mix_figures, _mix_title)

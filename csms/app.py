@@ -24,6 +24,7 @@ from csms.db.embedded import EmbeddedPostgres
 from csms.db.meter_values import flush_meter_values
 from csms.db.migrate import migrate
 from csms.db.pool import create_pool
+from csms.db.transactions import flush_starts, flush_stops
 from csms.domain import registration
 from csms.domain.events import EventBus, EventPort
 from csms.http.app import create_app
@@ -169,6 +170,9 @@ class CentralSystem:
         self.meter_values = BatchWriter(
             "meter_values", self.pool, flush_meter_values, max_rows=rows, group=group
         )
+        # After the meter values: a start closing a stale transaction sees its last reading.
+        self.starts = BatchWriter("starts", self.pool, flush_starts, max_rows=500, group=group)
+        self.stops = BatchWriter("stops", self.pool, flush_stops, max_rows=500, group=group)
         for writer in self._writers:
             writer.start()
         self.presence.start()
@@ -184,6 +188,8 @@ class CentralSystem:
             statuses=self.statuses,
             meter_values=self.meter_values,
             new_charge_points=self.new_charge_points,
+            starts=self.starts,
+            stops=self.stops,
             registrations=await charge_points.load_registrations(self.pool),
             metrics=self.metrics,
             connector_statuses=await charge_points.load_connector_statuses(self.pool),
@@ -242,7 +248,14 @@ class CentralSystem:
 
     @property
     def _writers(self) -> tuple[BatchWriter[Any], ...]:
-        return (self.new_charge_points, self.boots, self.statuses, self.meter_values)
+        return (
+            self.new_charge_points,
+            self.boots,
+            self.statuses,
+            self.meter_values,
+            self.starts,
+            self.stops,
+        )
 
     async def _mark_all_disconnected(self) -> None:
         # Sockets do not survive a restart; whatever was "connected" is not any more.

@@ -46,6 +46,11 @@ _RETRYABLE = (
 )
 _REJECTED = (asyncpg.PostgresError, asyncpg.InternalClientError, ValueError, TypeError)
 
+
+class RowsLost(Exception):
+    """Shutdown gave up on a batch: its callers are told, never answered as if stored."""
+
+
 # (writer, rows) pairs written in one transaction.
 _Batch = list[tuple["BatchWriter[Any]", list[Any]]]
 
@@ -124,6 +129,9 @@ class GroupCommit:
             self.in_flight = True
             try:
                 await self._commit([(w, s.rows) for w, s in taken])
+            except RowsLost as exc:
+                for _, segment in taken:
+                    segment.failed(exc)
             except Exception as exc:
                 # A bug of ours, not the database: callers get an error (the charger an
                 # InternalError, so it retries) instead of waiting forever.
@@ -160,7 +168,7 @@ class GroupCommit:
                             log.error(
                                 "db.rows_lost", writer=writer.name, rows=len(rows), error=str(exc)
                             )
-                        return
+                        raise RowsLost(str(exc)) from exc
                 log.warning(
                     "db.write_retry",
                     writer=",".join(w.name for w, _ in batch),

@@ -16,6 +16,7 @@ from csms.db.batch import BatchWriter
 from csms.db.charge_points import BootRow, NewChargePoint, Presence
 from csms.db.connectors import StatusRow
 from csms.db.meter_values import MeterValueRow
+from csms.db.transactions import StartRequest, StopRequest
 from csms.domain.events import EventPort
 from csms.metrics import Metrics
 
@@ -59,6 +60,8 @@ class Services:
     statuses: BatchWriter[StatusRow]
     meter_values: BatchWriter[MeterValueRow]
     new_charge_points: BatchWriter[NewChargePoint]
+    starts: BatchWriter[StartRequest]
+    stops: BatchWriter[StopRequest]
     # Registration status per known charger, so a connect or a boot costs no query.
     registrations: dict[str, str] = field(default_factory=dict)
     # Current status per charger and connector, for the "previous status" of each change.
