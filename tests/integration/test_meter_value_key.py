@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from typing import Any
 
 import asyncpg
 
@@ -15,7 +16,7 @@ from csms.db.pool import create_pool
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def _row(**changes: object) -> MeterValueRow:
+def _row(**changes: Any) -> MeterValueRow:
     row = MeterValueRow(
         "KEY-1", 1, 7, AT, AT, "Energy.Active.Import.Register", None, "Outlet", "Wh",
         "Sample.Periodic", "Raw", 1000.0, "1000", "Wh", "MeterValues", False, None,
@@ -24,7 +25,7 @@ def _row(**changes: object) -> MeterValueRow:
 
 
 def _migration_hash_sql() -> str:
-    sql = (resources.files("csms.db") / "migrations" / "0009_meter_values_sample_hash.sql")
+    sql = resources.files("csms.db") / "migrations" / "0009_meter_values_sample_hash.sql"
     found = re.search(r"SET sample_hash = (.*?);", sql.read_text(), re.S)
     assert found is not None
     return found.group(1)
