@@ -17,12 +17,12 @@ from typing import Any
 from bench.common import Options, identities, maybe_profile, ratio, server_and_client
 from bench.frames import SAMPLES_PER_ENTRY
 from bench.load import merge, percentiles_ms
+from bench.mix import STATS_SETTLE_S
 from bench.servers import count_rows, postgres_sample
 
 CONNECTIONS = 100
 ENTRIES = 5
 ROWS_WAIT_S = 30.0
-STATS_SETTLE_S = 1.5  # PostgreSQL publishes a backend's statistics within a second
 
 
 def run(options: Options) -> dict[str, Any]:
