@@ -1,8 +1,9 @@
-"""The sampled-value key of migration 0009: the writer's hash is the migration's, and it
-tells apart what is distinct and recognises what is resent."""
+"""The sampled-value key of migration 0009: the writer's hash is the migration's, it tells
+apart what is distinct and recognises what is resent, alone or in a group commit."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -10,7 +11,9 @@ from typing import Any
 
 import asyncpg
 
-from csms.db.meter_values import MeterValueRow, insert_meter_values
+from csms.db.batch import BatchWriter, GroupCommit
+from csms.db.connectors import StatusRow, flush_statuses
+from csms.db.meter_values import MeterValueRow, flush_meter_values, insert_meter_values
 from csms.db.pool import create_pool
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -77,3 +80,34 @@ async def test_a_resent_batch_stores_nothing_and_a_new_value_beside_it_is_stored
     finally:
         await pool.close()
     assert await db.fetchval("SELECT count(*) FROM meter_values") == 5
+
+
+async def test_a_group_batch_holding_a_resend_is_written_again_whole_and_stores_each_row_once(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    group = GroupCommit("test", pool)
+    statuses = BatchWriter("statuses", pool, flush_statuses, group=group)
+    meter_values = BatchWriter("meter_values", pool, flush_meter_values, group=group)
+    status = StatusRow("KEY-1", 1, "Charging", "NoError", None, None, None, AT, AT, False, None)
+    try:
+        statuses.start()
+        await meter_values.write([_row()])
+        # While nothing is in flight all three land in one batch: the copy of the meter
+        # values meets the stored reading, aborting the batch, which is written again.
+        written = asyncio.gather(
+            statuses.write([status]),
+            meter_values.write([_row(), _row(phase="L1")]),
+            meter_values.write([_row(phase="L2")]),
+        )
+        await written
+        await statuses.close()
+        await meter_values.close()
+    finally:
+        await pool.close()
+    assert group.commits == 2
+    assert await db.fetchval("SELECT count(*) FROM meter_values") == 3
+    assert await db.fetchval("SELECT count(*) FROM status_history") == 1
+    assert await db.fetchval("SELECT status FROM connectors WHERE charge_point_id = 'KEY-1'") == (
+        "Charging"
+    )
