@@ -236,6 +236,7 @@ class CentralSystem:
             register_id_tag=register_id_tag,
             clock=self.clock,
             metrics=self.metrics,
+            cluster=self.cluster,  # leases, hand-over and shared limits when clustered
         )
         await bridge.start()
         return bridge

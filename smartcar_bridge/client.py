@@ -480,7 +480,7 @@ class SmartcarClient:
                 error.request_id = error.request_id or request_id
                 may_retry = _auto_retry(error)
                 if limiter is not None:
-                    limiter.failed(vehicle_id, error)
+                    await limiter.report_failure(vehicle_id, error)
             if self._metrics is not None:
                 self._metrics.smartcar_call(
                     path, error.type, time.perf_counter() - started, purpose
