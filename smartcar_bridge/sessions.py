@@ -169,6 +169,8 @@ class PlugAndCharge:
             self._pool, event_id, str(event.get("eventType")), vehicle_ref
         ):
             return
+        # Which node got it, in a cluster: the one working on the car is told below.
+        log.info("bridge.webhook_received", event_id=event_id, event_type=event.get("eventType"))
         vehicle = await store.vehicle_by_smartcar_id(self._pool, str(vehicle_ref))
         if vehicle is None:
             return
