@@ -96,7 +96,7 @@ async def orphaned(
            LEFT JOIN bridge_leases l ON l.kind = 'plug_in' AND l.work_id = p.id
            WHERE p.outcome IN ('pending', 'confirming') AND ($2
                OR l.expires_at < now()
-               OR (l.work_id IS NULL AND p.plugged_at < now() - make_interval(secs => $1)))
+               OR (l.work_id IS NULL AND p.created_at < now() - make_interval(secs => $1)))
            ORDER BY 1, 2""",
         grace,
         leased_too,

@@ -234,7 +234,7 @@ class PlugAndCharge:
 
     def _lost(self, work: Work) -> None:
         """Another node holds this work now (our lease lapsed): stop working on it here."""
-        for task in list(self._work_tasks.get(work, ())):
+        for task in self._work_tasks.pop(work, set()):
             task.cancel()
 
     def _done(self, task: asyncio.Task[Any]) -> None:
@@ -349,7 +349,8 @@ class PlugAndCharge:
         if await sessions.open_on_connector(self._pool, *key) is not None:
             return
         plug_in_id = await plug_ins.begin(self._pool, *key, event.at)
-        await self._work.take((PLUG_IN, plug_in_id))  # a new id: nobody else holds it
+        if not await self._work.take((PLUG_IN, plug_in_id)):
+            return  # another node's sweep adopted it in this instant: it decides it
         log.info(
             "bridge.plug_in_recorded",
             charge_point_id=event.charge_point_id,
