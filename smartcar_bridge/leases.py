@@ -69,9 +69,16 @@ async def release_all(pool: asyncpg.Pool, node_id: str) -> None:
 
 
 async def holder(pool: asyncpg.Pool, kind: str, work_id: int) -> Holder | None:
+    """Who holds the work; a session just opened, not leased yet, is its plug-in's node's."""
     row = await pool.fetchrow(
-        "SELECT node_id, expires_at >= now() AS live FROM bridge_leases "
-        "WHERE kind = $1 AND work_id = $2",
+        """SELECT node_id, live FROM (
+               SELECT 1 AS rank, node_id, expires_at >= now() AS live FROM bridge_leases
+               WHERE kind = $1 AND work_id = $2
+               UNION ALL
+               SELECT 2, l.node_id, l.expires_at >= now() FROM charging_sessions s
+               JOIN bridge_leases l ON l.kind = 'plug_in' AND l.work_id = s.plug_in_id
+               WHERE $1 = 'session' AND s.id = $2) AS held
+           ORDER BY rank LIMIT 1""",
         kind,
         work_id,
     )
@@ -120,8 +127,14 @@ async def finished(pool: asyncpg.Pool, held: list[tuple[str, int]]) -> list[tupl
         """SELECT 'session' AS kind, id AS work_id FROM charging_sessions
            WHERE id = ANY($1::bigint[]) AND ended_at IS NOT NULL
            UNION ALL
-           SELECT 'plug_in', id FROM plug_ins
-           WHERE id = ANY($2::bigint[]) AND outcome NOT IN ('pending', 'confirming')""",
+           SELECT 'plug_in', p.id FROM plug_ins p
+           WHERE p.id = ANY($2::bigint[]) AND p.outcome NOT IN ('pending', 'confirming')
+             -- its session, once opened, is led by this node until it has its own lease
+             AND (p.session_id IS NULL OR EXISTS (
+                 SELECT 1 FROM bridge_leases l
+                 WHERE l.kind = 'session' AND l.work_id = p.session_id)
+               OR EXISTS (SELECT 1 FROM charging_sessions s
+                   WHERE s.id = p.session_id AND s.ended_at IS NOT NULL))""",
         sessions,
         plug_ins,
     )
