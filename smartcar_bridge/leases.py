@@ -139,3 +139,12 @@ async def finished(pool: asyncpg.Pool, held: list[tuple[str, int]]) -> list[tupl
         plug_ins,
     )
     return [(r["kind"], r["work_id"]) for r in rows]
+
+
+async def forget_lapsed(pool: asyncpg.Pool, older_than: float) -> None:
+    """Drop leases lapsed long ago (finished work of a dead node). Safe for open work too:
+    work with no lease is taken over like work whose lease lapsed (``orphaned``)."""
+    await pool.execute(
+        "DELETE FROM bridge_leases WHERE expires_at < now() - make_interval(secs => $1)",
+        older_than,
+    )

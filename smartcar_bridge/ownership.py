@@ -233,6 +233,7 @@ class ClusterWork:
                 for work in await leases.finished(self._pool, sorted(self._held)):
                     self._held.discard(work)
                     await leases.release(self._pool, *work, self.node_id)
+                await leases.forget_lapsed(self._pool, older_than=10 * self.ttl)
                 for work in await self.orphans():
                     if await self.take(work):
                         log.info("bridge.work_taken_over", kind=work[0], work_id=work[1])

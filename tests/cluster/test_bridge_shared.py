@@ -85,3 +85,13 @@ async def test_a_reserve_keeps_the_last_tokens_for_what_matters_most(pool: async
     assert await bucket.try_acquire() == 0.0  # a stop may
     await bucket.drain()
     assert await bucket.try_acquire() > 0
+
+
+async def test_leases_lapsed_long_ago_are_forgotten(pool: asyncpg.Pool) -> None:
+    assert await leases.take(pool, S, 1, "dead", ttl=5)
+    assert await leases.take(pool, S, 2, "live", ttl=5)
+    await pool.execute(
+        "UPDATE bridge_leases SET expires_at = now() - interval '1 hour' WHERE work_id = 1"
+    )
+    await leases.forget_lapsed(pool, older_than=60)
+    assert [r["work_id"] for r in await pool.fetch("SELECT work_id FROM bridge_leases")] == [2]
