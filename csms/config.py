@@ -98,14 +98,18 @@ class Settings:
         )
 
 
-def _plugin_settings(reader: EnvReader) -> dict[str, object | None]:
+def _plugin_settings(reader: EnvReader) -> dict[str, object | None] | None:
     from csms.plugins import PluginError, select
 
+    names = reader.optional("CSMS_PLUGINS")
     try:
-        chosen = select(reader.optional("CSMS_PLUGINS"))
+        chosen = select(names)
     except PluginError as exc:
         raise ConfigError("CSMS_PLUGINS", str(exc)) from None
-    return {name: plugin.settings_from_env(reader) for name, plugin in chosen.items()}
+    found = {name: plugin.settings_from_env(reader) for name, plugin in chosen.items()}
+    if names is None and all(value is None for value in found.values()):
+        return None  # the default: every installed plug-in, none configured
+    return found
 
 
 def _security_settings(reader: EnvReader) -> dict[str, Any]:

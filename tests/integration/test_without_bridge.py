@@ -90,7 +90,9 @@ async def test_the_core_serves_and_charges_without_the_bridge(
         db = await asyncpg.connect(core_only_database)
         try:
             token = await operator_tokens.create(db, "no-bridge")
-            versions = [r["version"] for r in await db.fetch("SELECT version FROM schema_migrations")]
+            versions = [
+                r["version"] for r in await db.fetch("SELECT version FROM schema_migrations")
+            ]
             assert versions and not any(v.startswith("bridge/") for v in versions)
         finally:
             await db.close()

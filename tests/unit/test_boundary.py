@@ -44,7 +44,8 @@ def test_the_core_has_no_bridge_setting_or_route() -> None:
 
 def test_the_bridge_is_found_through_its_entry_point() -> None:
     assert set(plugins.installed()) == {"smartcar"}
-    assert Settings.from_env({}).plugins == {"smartcar": None}  # installed, not configured
+    assert Settings.from_env({}).plugins is None  # the default: installed, none configured
+    assert plugins.configured(None) == {"smartcar": (plugins.installed()["smartcar"], None)}
     assert Settings.from_env({"CSMS_PLUGINS": "none"}).plugins == {}
     assert plugins.migration_packages({}) == []
     assert plugins.migration_packages(None) == [("smartcar_bridge", "bridge/")]
