@@ -184,7 +184,7 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     async def run() -> list[str]:
         dsn, embedded = await resolve_database(settings)
         try:
-            return await migrate_database(dsn)
+            return await migrate_database(dsn, settings.plugins)
         finally:
             if embedded is not None:
                 embedded.close()

@@ -155,7 +155,7 @@ async def _with_database(settings: Settings, act: Callable[[Any], Any]) -> int:
 
     dsn, embedded = await resolve_database(settings)
     try:
-        await migrate_database(dsn)
+        await migrate_database(dsn, settings.plugins)
         connection = await asyncpg.connect(dsn)
         try:
             return await act(connection)

@@ -35,6 +35,10 @@ sys.exit(main(["serve"]))
 """
 
 
+def _read(path: Path) -> str:
+    return path.read_text()
+
+
 @pytest.fixture
 async def core_only_database(admin_dsn: str) -> AsyncIterator[str]:
     name = f"csms_core_{uuid.uuid4().hex[:12]}"
@@ -69,7 +73,7 @@ async def serve(database_url: str, log_path: Path) -> AsyncIterator[tuple[int, i
     try:
         async with asyncio.timeout(TIMEOUT * 2), httpx.AsyncClient() as client:
             while True:
-                assert process.returncode is None, log_path.read_text()
+                assert process.returncode is None, _read(log_path)
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get(f"http://127.0.0.1:{http_port}/readyz")).is_success:
                         break
@@ -139,5 +143,5 @@ async def test_the_core_serves_and_charges_without_the_bridge(
             # Not a "bridge is off" answer either: the core knows no such route.
             assert (await api.get("/api/accounts")).status_code == 404
             assert "bridge_off" not in (await api.get("/api/accounts")).text
-    events = log_path.read_text()
+    events = _read(log_path)
     assert "csms.started" in events and "bridge." not in events and "Traceback" not in events
