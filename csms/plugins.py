@@ -26,8 +26,6 @@ from datetime import datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import structlog
-
 if TYPE_CHECKING:
     import argparse
 
@@ -40,7 +38,6 @@ if TYPE_CHECKING:
     from csms.metrics import Metrics
     from csms.ports import CommandPort, PresencePort
 
-log = structlog.get_logger()
 
 ENTRY_POINT_GROUP = "csms.plugins"
 
