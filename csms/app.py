@@ -263,6 +263,7 @@ class CentralSystem:
             register_id_tag=register_id_tag,
             clock=self.clock,
             metrics=self.metrics,
+            cluster=self.cluster,
         )
         for name, (plugin, plugin_settings) in self._plugins.items():
             if plugin_settings is not None:

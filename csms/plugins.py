@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from csms.cli_api import Handler
+    from csms.cluster.node import ClusterNode
     from csms.config import EnvReader
     from csms.domain.events import EventPort
     from csms.metrics import Metrics
@@ -68,6 +69,9 @@ class PluginContext:
     register_id_tag: RegisterIdTag
     clock: Callable[[], datetime]
     metrics: Metrics
+    # This node's NATS side (``csms.cluster.node.ClusterNode``) in cluster mode, else None:
+    # for a plug-in that shares its own work between nodes (the bridge's session leases).
+    cluster: ClusterNode | None = None
 
 
 @runtime_checkable
