@@ -296,6 +296,11 @@ class CentralSystem:
             security=self.security,
             unknown_chargers=self.settings.unknown_chargers,
             dashboard_feed=self.dashboard_feed,
+            transaction_links=[
+                plugin.transaction_link
+                for plugin, _ in self._plugins.values()
+                if plugin.transaction_link is not None
+            ],
         )
         routers: list[APIRouter] = []
         panels: dict[str, DashboardPanel] = {}

@@ -58,6 +58,35 @@ class DashboardPanel:
     cards: Callable[[dict[str, Any]], list[dict[str, Any]]] = lambda _section: []
 
 
+# Binds one value as a query parameter and returns its placeholder (``$3``).
+Bind = Callable[[Any], str]
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionParameter:
+    """A query parameter a plug-in adds to ``GET /api/transactions``."""
+
+    name: str
+    description: str
+    schema: Mapping[str, Any]  # its OpenAPI schema
+    # The text of the parameter to a value; ValueError is a 422 naming the parameter.
+    parse: Callable[[str], Any]
+    # An SQL condition on the transaction row ``t``, every value bound through ``bind``.
+    condition: Callable[[Any, Bind], str]
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionLink:
+    """What a plug-in keeps about the core's transactions: filters for the list, and its
+    record of one transaction for the detail's ``session`` (JSON-ready, secrets masked).
+
+    Its tables exist whenever its migrations ran, on or off, so the core uses the link of
+    every installed plug-in, running or not."""
+
+    parameters: Sequence[TransactionParameter] = ()
+    detail: Callable[[asyncpg.Pool, int], Awaitable[dict[str, Any] | None]] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class PluginContext:
     """The services a plug-in may use: ports, never the central system itself."""
@@ -96,6 +125,8 @@ class Plugin(Protocol):
     openapi_tags: Sequence[dict[str, str]]
     # Why it is off when ``settings_from_env`` gave None (logged, and said by its routes).
     off_reason: str
+    # Its part in the transactions API, if it keeps something per transaction.
+    transaction_link: TransactionLink | None
 
     def settings_from_env(self, env: EnvReader) -> object | None: ...
 

@@ -19,6 +19,7 @@ import structlog
 
 from csms.config import EnvReader
 from smartcar_bridge import settings as bridge_settings
+from smartcar_bridge import transactions
 from smartcar_bridge.settings import BridgeSettings
 
 # The rest is imported when the bridge starts: reading settings (every `csms` command does)
@@ -62,6 +63,8 @@ class SmartcarPlugin:
         {"name": "bridge", "description": "Smartcar plug-and-charge: accounts, cars, sessions."},
     )
     off_reason = "SMARTCAR_CLIENT_ID is not set"
+    # Filters by car and account, and the session in a transaction's detail.
+    transaction_link = transactions.LINK
 
     def settings_from_env(self, env: EnvReader) -> BridgeSettings | None:
         return bridge_settings.from_env(env)

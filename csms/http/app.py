@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from csms.http.dashboard import DashboardFeed
     from csms.metrics import Metrics
-    from csms.plugins import DashboardPanel
+    from csms.plugins import DashboardPanel, TransactionLink
     from csms.ports import CommandPort, PresencePort, Registrations
     from csms.security.service import SecurityService
 
@@ -66,6 +66,8 @@ class HttpServices:
     security: SecurityService
     unknown_chargers: str
     dashboard_feed: DashboardFeed | None
+    # The plug-ins' filters and records in the transactions API.
+    transaction_links: Sequence[TransactionLink] = ()
 
 
 def create_app(
@@ -132,7 +134,7 @@ def create_app(
         routes_charge_points.create_router(pool, services.presence, services.registrations)
     )
     app.include_router(routes_commands.create_router(services.commands))
-    app.include_router(routes_transactions.create_router(pool))
+    app.include_router(routes_transactions.create_router(pool, services.transaction_links))
     app.include_router(routes_id_tags.create_router(pool, services.commands, services.clock))
     app.include_router(
         routes_security.create_router(pool, services.security, services.unknown_chargers)

@@ -176,7 +176,8 @@ class MeterValue(_Open):
 class TransactionDetail(Transaction):
     meter_values: list[MeterValue]
     session: dict[str, Any] | None = Field(
-        description="the plug-and-charge session (VIN masked), when the bridge ran it"
+        description="a plug-in's record of this transaction (the Smartcar bridge: its "
+        "plug-and-charge session, VIN masked), when there is one"
     )
 
 

@@ -139,6 +139,8 @@ async def test_the_core_serves_and_charges_without_the_bridge(
             assert "csms_bridge" not in metrics
             schema = (await api.get("/openapi.json")).json()
             assert not any(p.startswith(("/api/accounts", "/smartcar")) for p in schema["paths"])
+            listing = schema["paths"]["/api/transactions"]["get"]["parameters"]
+            assert not {"vin", "account_id"} & {p["name"] for p in listing}
             assert "bridge" not in {tag["name"] for tag in schema.get("tags", [])}
             # Not a "bridge is off" answer either: the core knows no such route.
             assert (await api.get("/api/accounts")).status_code == 404
