@@ -29,7 +29,6 @@ from ocpp.exceptions import (
 )
 from websockets.exceptions import ConnectionClosed
 
-from csms.db import transactions
 from csms.domain.meter_register import RegisterReadings
 from csms.domain.registration import may_send
 from csms.ocpp16 import handlers, security_handlers, transaction_handlers
@@ -313,9 +312,7 @@ class ChargePointConnection:
     async def active_transactions(self) -> dict[int, int]:
         """Open transaction per connector, loaded from the database on first use."""
         if self.active_tx is None:
-            self.active_tx = await transactions.active_by_connector(
-                self.services.pool, self.charge_point_id
-            )
+            self.active_tx = await self.services.active_transactions.of(self.charge_point_id)
         return self.active_tx
 
     def note_deviations(self, deviations: list[str]) -> None:
