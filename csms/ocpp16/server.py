@@ -188,10 +188,16 @@ class OcppServer:
         await asyncio.gather(*self._closers, return_exceptions=True)
 
     async def _handle(self, ws: ServerConnection) -> None:
+        socket = cast(OcppSocket, ws)  # create_connection=OcppSocket
+        # This task is websockets' for the whole connection: when it is done, so is
+        # websockets, and the socket's cycles can go (OcppSocket.release).
+        task = asyncio.current_task()
+        if task is not None:
+            task.add_done_callback(lambda _: socket.release())
         # No exception may reach websockets' handler wrapper: it would log a multi-line
         # traceback on stderr and close with 1011 without a word in our log.
         try:
-            await self._serve_charger(cast(OcppSocket, ws))  # create_connection=OcppSocket
+            await self._serve_charger(socket)
         except Exception:
             log.exception(
                 "ocpp.connection_failed",

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode, Frame, Opcode
-from websockets.protocol import OPEN
+from websockets.protocol import CLOSED, OPEN
 
 from csms.ocpp16.normalize import identity_from_path
 
@@ -35,6 +35,22 @@ Receiver = Callable[[str | bytes], None]
 
 _TEXT, _CONT = Opcode.TEXT, Opcode.CONT
 _DATA_OPCODES = frozenset({Opcode.TEXT, Opcode.BINARY, Opcode.CONT})
+
+# What a released socket's parts point to instead of each other (see ``release``).
+_RELEASED = asyncio.Protocol()
+
+
+def _no_parser() -> Generator[None]:
+    while True:  # websockets only ever calls next() on a parser
+        yield
+
+
+_NO_PARSER = _no_parser()
+next(_NO_PARSER)
+
+
+def _nothing() -> None:
+    pass
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -83,6 +99,29 @@ class OcppSocket(ServerConnection):
                 waited_s=round(asyncio.get_running_loop().time() - started, 1),
             )
             raise
+
+    def release(self) -> None:
+        """Break this closed connection's reference cycles, once websockets is done with it.
+
+        Call when the connection's handler task has finished. A closed connection is
+        otherwise ~60 objects in cycles (transport and protocol refer to each other, the
+        frame parser to its protocol, the subprotocol selector to the connection, our
+        callbacks to us)
+        that only the cyclic collector frees: after a fleet of 10,000 dropped, that was a
+        1.7 s collection in the middle of the reconnect. Freed by reference counting
+        instead, at once. What may still be called on a released socket (``send``,
+        ``close``: they raise ``ConnectionClosed``; ``close_code``, ``request``) keeps
+        working.
+        """
+        if self.protocol.state is not CLOSED:  # cancelled before closing (shutdown)
+            return
+        self._on_message = self._on_closed = None
+        self.transport.set_protocol(_RELEASED)
+        # Bound to the transport; the queue is closed and was never used (``attach``).
+        self.recv_messages.pause = self.recv_messages.resume = _nothing
+        self.protocol.parser = _NO_PARSER
+        # websockets' per-connection closure over this connection, used in the handshake.
+        self.protocol.select_subprotocol = None  # type: ignore[assignment]
 
     def attach(self, on_message: Receiver, on_closed: Callable[[], None]) -> None:
         """Deliver every data message to ``on_message``, in order; ``on_closed`` at the end."""
