@@ -130,17 +130,23 @@ async def insert_security_event(
     tech_info: str | None,
     reported_at: datetime | None,
     received_at: datetime,
-) -> None:
-    await pool.execute(
+    *,
+    clock_suspect: bool = False,
+) -> bool:
+    """Store one event; False when it is a resend of one already stored."""
+    stored = await pool.fetchval(
         """INSERT INTO security_events (charge_point_id, type, tech_info, reported_at,
-               received_at)
-           VALUES ($1, $2, $3, $4, $5)""",
+               received_at, clock_suspect)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT DO NOTHING RETURNING true""",
         charge_point_id,
         event_type,
         tech_info,
         reported_at,
         received_at,
+        clock_suspect,
     )
+    return bool(stored)
 
 
 async def fetch_security_events(

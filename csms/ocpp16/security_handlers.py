@@ -25,18 +25,22 @@ async def security_event_notification(
     conn: ChargePointConnection, payload: Payload, now: datetime
 ) -> Payload:
     deviations: list[str] = []
-    reported_at, _suspect = timestamp_or_error(payload["timestamp"], deviations, "timestamp")
+    reported_at, suspect = timestamp_or_error(payload["timestamp"], deviations, "timestamp")
     conn.note_deviations(deviations)
-    await db.insert_security_event(
+    stored = await db.insert_security_event(
         conn.services.pool,
         conn.charge_point_id,
         payload["type"],
         payload.get("techInfo"),
         reported_at,
         now,
+        clock_suspect=suspect,
     )
     # techInfo is free text from the charger: stored, not logged.
-    conn.log.info("ocpp.security_event", type=payload["type"])
+    if stored:
+        conn.log.info("ocpp.security_event", type=payload["type"])
+    else:
+        conn.log.info("ocpp.security_event_retransmitted", type=payload["type"])
     return {}
 
 

@@ -8,7 +8,7 @@ import contextlib
 import sys
 
 from simulators.smartcar_fake.limits import CostLimits
-from simulators.smartcar_fake.server import serve
+from simulators.smartcar_fake.server import bind_localhost, serve
 from simulators.smartcar_fake.state import FakeConfig, FakeSmartcar
 from simulators.world import World
 
@@ -60,12 +60,16 @@ async def main(args: argparse.Namespace) -> None:
         # The VERIFY challenge goes out as soon as the server is up.
         fake.webhooks.configure(args.webhook_url, args.amt)
     fake.v3.v2_retired = args.retire_v2
+    # Bound and listening before the line is printed, so that --port 0 prints the port the
+    # OS chose and a client that read the line is queued until uvicorn accepts.
+    sock = bind_localhost(args.port)
+    sock.listen(2048)
     print(
-        f"fake Smartcar on http://127.0.0.1:{args.port} (API at /v3 and /v2.0, "
+        f"fake Smartcar on http://127.0.0.1:{sock.getsockname()[1]} (API at /v3 and /v2.0, "
         "management at /management/v3, app tokens at /oauth2/token)",
         flush=True,
     )
-    await serve(fake, args.port)
+    await serve(fake, sock)
 
 
 if __name__ == "__main__":

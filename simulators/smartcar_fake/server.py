@@ -117,9 +117,8 @@ async def run_smartcar_fake(
         yield RunningFake(base_url, fake)
 
 
-async def serve(fake: FakeSmartcar, port: int) -> None:
-    """Serve until cancelled (the CLI's main loop)."""
-    sock = bind_localhost(port)
+async def serve(fake: FakeSmartcar, sock: socket.socket) -> None:
+    """Serve on a socket from ``bind_localhost`` until cancelled (the CLI's main loop)."""
     try:
         await _server(create_app(fake)).serve(sockets=[sock])
     finally:

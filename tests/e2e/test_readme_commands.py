@@ -154,6 +154,33 @@ async def test_the_smartcar_fake_runs_as_printed(drop_redirect_uri: bool) -> Non
     assert code in (0, -signal.SIGINT), err
 
 
+async def test_the_smartcar_fake_on_port_0_prints_the_port_it_listens_on() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "simulators.smartcar_fake",
+        "--port",
+        "0",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(TIMEOUT * 3):
+            line = (await process.stdout.readline()).decode()
+        match = re.search(r"http://127\.0\.0\.1:(\d+) ", line)
+        assert match is not None and int(match[1]) != 0, line
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(f"http://127.0.0.1:{match[1]}/v2.0/vehicles", timeout=TIMEOUT)
+        assert answer.status_code == 401  # the fake itself, asking for a token
+    finally:
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(TIMEOUT * 3):
+            _, err = await process.communicate()
+    no_traceback(err.decode())
+
+
 async def test_the_reference_server_runs_as_printed() -> None:
     port = free_port()
     argv = localise(by_program("-m bench.reference_server"), {9100: port})

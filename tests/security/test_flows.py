@@ -228,6 +228,32 @@ async def test_security_events_and_status_notifications_are_stored(
     assert await db.fetchval("SELECT firmware_status FROM charge_points") == "Installed"
 
 
+async def test_a_resent_security_event_is_stored_once(
+    secure_system: CentralSystem, api: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    # Chargers queue security events while offline and resend one whose answer was lost:
+    # several chargers at once, each resending after a reconnect, store each event once.
+    event = {"type": "TamperDetectionActivated", "timestamp": "2026-01-01T10:00:00Z"}
+    later = {**event, "timestamp": "2026-01-01T10:00:05Z", "techInfo": "lid opened"}
+
+    async def charger_day(name: str) -> None:
+        for _ in range(2):  # the second connection resends both, as after a lost answer
+            async with running(SecureCharger(secure_system, ChargerSecurity(name))) as charger:
+                # One at a time: this test charger keys its answers by action.
+                assert (await charger.call("SecurityEventNotification", event))[2] == {}
+                assert (await charger.call("SecurityEventNotification", later))[2] == {}
+
+    names = [f"CP-RESEND-{n}" for n in range(4)]
+    await asyncio.gather(*(charger_day(name) for name in names))
+    for name in names:
+        events = (await api.get(f"/api/charge-points/{name}/security-events")).json()["events"]
+        assert sorted((e["type"], e["tech_info"] or "") for e in events) == [
+            ("TamperDetectionActivated", ""),
+            ("TamperDetectionActivated", "lid opened"),
+        ]
+    assert await db.fetchval("SELECT count(*) FROM security_events") == 8
+
+
 def pytest_raises_status() -> Any:
     import pytest
 
