@@ -10,15 +10,15 @@ import asyncpg
 import httpx
 import structlog
 
-from csms.config import BridgeSettings
 from csms.domain.events import EventPort
-from csms.metrics import Metrics
 from smartcar_bridge import store
 from smartcar_bridge.client import SmartcarClient
 from smartcar_bridge.crypto import TokenCipher
 from smartcar_bridge.linking import Linker, RegisterIdTag, id_tag_status
+from smartcar_bridge.metrics import SmartcarMetrics
 from smartcar_bridge.ratelimit import RateLimiter, RateLimitSettings
 from smartcar_bridge.sessions import PlugAndCharge
+from smartcar_bridge.settings import BridgeSettings
 from smartcar_bridge.tokens import TokenStore
 from smartcar_bridge.v3.app_tokens import AppTokens, PostgresAppTokenCache, cache_key
 from smartcar_bridge.v3.client import V3Client
@@ -39,7 +39,7 @@ class Bridge:
         register_id_tag: RegisterIdTag,
         clock: Callable[[], datetime],
         http: httpx.AsyncClient | None = None,
-        metrics: Metrics | None = None,
+        metrics: SmartcarMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool

@@ -19,7 +19,6 @@ from urllib.parse import quote, urlencode
 import httpx
 import structlog
 
-from csms.metrics import Metrics
 from smartcar_bridge import responses
 from smartcar_bridge.errors import (
     CompatibilityError,
@@ -30,6 +29,7 @@ from smartcar_bridge.errors import (
     SmartcarTransportError,
     error_from_response,
 )
+from smartcar_bridge.metrics import SmartcarMetrics
 from smartcar_bridge.ratelimit import HeldBack, RateLimiter, current_call
 from smartcar_bridge.responses import (
     BatchResult,
@@ -120,7 +120,7 @@ class SmartcarClient:
         clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
         seed: int | None = None,
-        metrics: Metrics | None = None,
+        metrics: SmartcarMetrics | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
         if max_attempts < 1:

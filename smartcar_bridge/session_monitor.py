@@ -17,7 +17,6 @@ from typing import Any
 import asyncpg
 import structlog
 
-from csms.config import BridgeSettings
 from csms.db import transactions
 from csms.domain.events import MeterSampled, TransactionStopped
 from csms.log import mask_vin
@@ -26,6 +25,7 @@ from smartcar_bridge import store
 from smartcar_bridge.ratelimit import Purpose, call_purpose
 from smartcar_bridge.reconcile import reconcile
 from smartcar_bridge.session_store import Session
+from smartcar_bridge.settings import BridgeSettings
 from smartcar_bridge.targets import (
     next_poll_delay,
     predicted_soc_percent,

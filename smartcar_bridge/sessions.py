@@ -18,7 +18,6 @@ from typing import Any
 import asyncpg
 import structlog
 
-from csms.config import BridgeSettings
 from csms.db import transactions
 from csms.domain.events import (
     ConnectorStatusChanged,
@@ -38,6 +37,7 @@ from smartcar_bridge.matcher import CarWatch, PlugInterval, cable_event, observe
 from smartcar_bridge.plug_in_desk import PlugInDesk
 from smartcar_bridge.session_monitor import SessionRunner, bound_log
 from smartcar_bridge.session_store import Session
+from smartcar_bridge.settings import BridgeSettings
 from smartcar_bridge.vehicle_access import VehicleAccess
 
 log = structlog.get_logger()

@@ -22,7 +22,7 @@ from csms.http.schemas import TransactionDetail, TransactionPage, errors
 from csms.log import mask_vin
 
 if TYPE_CHECKING:
-    from csms.app import CentralSystem
+    import asyncpg
 
 
 def _energy_wh(row: dict[str, Any]) -> int | None:
@@ -48,7 +48,7 @@ def _aware(name: str, value: datetime | None) -> JSONResponse | None:
     return None
 
 
-def create_router(system: CentralSystem) -> APIRouter:
+def create_router(pool: asyncpg.Pool) -> APIRouter:
     router = APIRouter(prefix="/api/transactions", tags=["transactions"])
 
     @router.get(
@@ -90,7 +90,7 @@ def create_router(system: CentralSystem) -> APIRouter:
             start_from=start_from,
             start_to=start_to,
         )
-        rows = await transaction_listings.transactions(system.pool, where, after=after, limit=limit)
+        rows = await transaction_listings.transactions(pool, where, after=after, limit=limit)
         next_cursor = None
         if len(rows) == limit:
             last = rows[-1]
@@ -104,7 +104,7 @@ def create_router(system: CentralSystem) -> APIRouter:
         summary="One transaction with its meter values and plug-and-charge session",
     )
     async def get_transaction(transaction_id: int) -> JSONResponse:
-        found = await transaction_listings.transaction(system.pool, transaction_id)
+        found = await transaction_listings.transaction(pool, transaction_id)
         if found is None:
             detail = f"transaction {transaction_id} does not exist"
             return problem(404, "Unknown transaction", detail)

@@ -277,6 +277,13 @@ class OpenTransaction(_Open):
     charger_connected: bool = Field(description="false: open in our books, state unknown")
 
 
+class DashboardCard(_Open):
+    id: str
+    label: str
+    value: str
+    note: str | None = None
+
+
 class DashboardSummary(_Open):
     generated_at: datetime
     since: datetime
@@ -287,8 +294,9 @@ class DashboardSummary(_Open):
     )
     transactions: TransactionCounts
     open_transactions: list[OpenTransaction] = Field(description="the newest 20, newest first")
-    bridge: dict[str, Any] | None = Field(
-        description="plug-and-charge outcomes since `since`; null when the bridge is off"
+    cards: list[DashboardCard] = Field(
+        description="cards the plug-ins add to the page; each plug-in's own section is "
+        "under its name (`bridge`: plug-and-charge outcomes since `since`, when it runs)"
     )
     events: list[dict[str, Any]] = Field(description="the latest domain events, newest first")
 
