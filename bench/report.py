@@ -126,7 +126,9 @@ def render(name: str, results: dict[str, Any]) -> str:
             figures += [
                 (f"{wave} s", (wave, "seconds")),
                 (f"{wave} server CPU s", (wave, "server_cpu_s")),
+                (f"{wave} client CPU s", (wave, "client_cpu_s")),
                 (f"{wave} answered", (wave, "answered")),
+                (f"{wave} SYNs dropped (accept queue)", (wave, "listen_overflows")),
                 (f"{wave} connect p99 ms", (wave, "connect_p99_ms")),
                 (f"{wave} handshakes dropped (log)", (wave, "handshakes_dropped_logged")),
             ]

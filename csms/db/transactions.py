@@ -248,6 +248,23 @@ async def active_by_connector(pool: asyncpg.Pool, charge_point_id: str) -> dict[
     return {r["connector_id"]: r["id"] for r in rows}
 
 
+async def active_by_connector_of_many(
+    pool: asyncpg.Pool, charge_point_ids: list[str]
+) -> dict[str, dict[int, int]]:
+    """``active_by_connector`` for many chargers in one query (a reconnecting fleet)."""
+    rows = await pool.fetch(
+        """SELECT DISTINCT ON (charge_point_id, connector_id) charge_point_id, connector_id, id
+           FROM transactions
+           WHERE charge_point_id = ANY($1::text[]) AND stop_received_at IS NULL
+           ORDER BY charge_point_id, connector_id, start_timestamp DESC""",
+        charge_point_ids,
+    )
+    found: dict[str, dict[int, int]] = {charge_point_id: {} for charge_point_id in charge_point_ids}
+    for row in rows:
+        found[row["charge_point_id"]][row["connector_id"]] = row["id"]
+    return found
+
+
 async def stop_of(pool: asyncpg.Pool, transaction_id: int) -> asyncpg.Record | None:
     """The stop of a transaction (meter_stop_wh, stop_reason, stop_received_at,
     closed_by_central_system, superseded_by), if received or closed by us.

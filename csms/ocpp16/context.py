@@ -19,6 +19,7 @@ from csms.db.meter_values import MeterValueRow
 from csms.db.transactions import StartRequest, StopRequest
 from csms.domain.events import EventPort
 from csms.metrics import Metrics
+from csms.ocpp16.active_transactions import ActiveTransactions
 
 # A DataTransfer handler gets (charge_point_id, messageId, data) and returns the
 # DataTransfer.conf payload ({"status": ..., "data": ...}).
@@ -69,3 +70,8 @@ class Services:
     data_transfer_handlers: dict[str, DataTransferHandler] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     recent_meter_values: RecentMessages = field(default_factory=RecentMessages)
+    # Open transactions per charger, read for many chargers in one query.
+    active_transactions: ActiveTransactions = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.active_transactions = ActiveTransactions(self.pool)
