@@ -60,7 +60,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--embedded", action="store_true", help="always use embedded PostgreSQL")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server/client to cores")
-    parser.add_argument("--profile", type=Path, help="py-spy our server into this directory")
+    parser.add_argument("--profile", type=Path, help="py-spy each server into this directory")
     parser.add_argument("--logs", type=Path, help="where server logs go (default: a temp dir)")
     return parser.parse_args(argv)
 

@@ -4,7 +4,9 @@
 (50 rows per message) in a closed loop. For ours the figure is rows that landed in the
 ``meter_values`` table (count before and after, waiting until every acknowledged row is
 there) per second of wall time from the first send to the last row visible. The other
-servers persist nothing; their figure is sampled values acknowledged per second.
+servers persist nothing; their figure is sampled values acknowledged per second. For
+ours also PostgreSQL's CPU per value (the backends serving our database, from ``/proc``)
+and its commits per message, steadier than rates on a shared machine.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 from bench.common import Options, identities, maybe_profile, ratio, server_and_client
 from bench.frames import SAMPLES_PER_ENTRY
 from bench.load import merge, percentiles_ms
-from bench.servers import count_rows
+from bench.mix import STATS_SETTLE_S
+from bench.servers import count_rows, postgres_sample
 
 CONNECTIONS = 100
 ENTRIES = 5
@@ -44,6 +47,9 @@ def _measure(options: Options, kind: str, duration: float) -> dict[str, Any]:
         merge(client.command("connect", 60, with_status=True, timeout=30, concurrency=0))
         client.command("run", 30, workload="meter_values", duration=0.5, entries=ENTRIES)
         before = count_rows(server.dsn, "meter_values") if server.dsn else 0
+        if server.dsn:
+            time.sleep(STATS_SETTLE_S)
+        pg_before = postgres_sample(server.dsn) if server.dsn else None
         started, cpu = time.monotonic(), server.cpu_seconds()
         with maybe_profile(options, server, "meter_values") as profile:
             phase = merge(
@@ -72,11 +78,20 @@ def _measure(options: Options, kind: str, duration: float) -> dict[str, Any]:
         else:
             rows = _wait_for_rows(server.dsn, before + acknowledged) - before
             elapsed = time.monotonic() - started if rows < acknowledged else phase["elapsed"]
+            time.sleep(STATS_SETTLE_S)
+            assert pg_before is not None
+            pg_after = postgres_sample(server.dsn)
             result.update(
                 values_per_s=round(rows / elapsed),
                 persisted=True,
                 rows_written=rows,
                 rows_acknowledged=acknowledged,
+                pg_cpu_us_per_value=round(
+                    (pg_after["cpu_s"] - pg_before["cpu_s"]) / max(rows, 1) * 1e6, 2
+                ),
+                pg_commits_per_message=round(
+                    (pg_after["commits"] - pg_before["commits"]) / max(latency["count"], 1), 3
+                ),
             )
         if profile:
             result["profile"] = profile

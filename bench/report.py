@@ -126,7 +126,9 @@ def render(name: str, results: dict[str, Any]) -> str:
             figures += [
                 (f"{wave} s", (wave, "seconds")),
                 (f"{wave} server CPU s", (wave, "server_cpu_s")),
+                (f"{wave} client CPU s", (wave, "client_cpu_s")),
                 (f"{wave} answered", (wave, "answered")),
+                (f"{wave} SYNs dropped (accept queue)", (wave, "listen_overflows")),
                 (f"{wave} connect p99 ms", (wave, "connect_p99_ms")),
                 (f"{wave} handshakes dropped (log)", (wave, "handshakes_dropped_logged")),
             ]
@@ -142,6 +144,8 @@ def render(name: str, results: dict[str, Any]) -> str:
             ("p50 ms", ("p50_ms",)),
             ("p99 ms", ("p99_ms",)),
             ("server CPU us/value", ("server_cpu_us_per_value",)),
+            ("PostgreSQL CPU us/value", ("pg_cpu_us_per_value",)),
+            ("PostgreSQL commits/message", ("pg_commits_per_message",)),
         ]
     elif name == "mix":
         return _render_sized(results, _mix_figures, _mix_title)

@@ -46,6 +46,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def listen_overflows() -> int | None:
+    """The kernel's count of connections dropped because an accept queue was full.
+
+    Machine-wide (``TcpExtListenOverflows`` in ``/proc/net/netstat``): a storm's SYNs
+    beyond the listen backlog, capped by ``net.core.somaxconn``, wait on the client's
+    SYN retransmit timer (1 s, then 3 s, 7 s ...). None where it cannot be read.
+    """
+    try:
+        with open("/proc/net/netstat") as netstat:
+            lines = netstat.read().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            fields = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            value = fields.get("ListenOverflows")
+            return int(value) if value is not None else None
+    return None
+
+
 def read_status_kb(pid: int, field: str) -> int:
     """A ``/proc/<pid>/status`` memory field (``VmRSS``, ``VmHWM``) in KiB."""
     with open(f"/proc/{pid}/status") as status:

@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.common import Options, identities, maybe_profile, ratio, server_and_client
 from bench.load import merge, percentiles_ms
+from bench.servers import listen_overflows
 
 DRAIN_S = 2.0  # let the server notice every disconnect before the reconnect wave
 TIMEOUT_S = 60.0
@@ -39,6 +40,7 @@ def _measure(options: Options, kind: str, chargers: int) -> dict[str, Any]:
         dropped = 0
         for wave in ("first_contact", "reconnect"):
             cpu = server.cpu_seconds()
+            overflows = listen_overflows()
             with maybe_profile(options, server, f"storm-{wave}") as profile:
                 phase = merge(
                     client.command(
@@ -54,7 +56,11 @@ def _measure(options: Options, kind: str, chargers: int) -> dict[str, Any]:
                 "seconds": round(phase["elapsed"], 2),
                 # Robust to other load on the machine: the server's own CPU for the wave.
                 "server_cpu_s": round(server.cpu_seconds() - cpu, 2),
+                # The load generator's, to show it is not what limits the wave.
+                "client_cpu_s": round(phase["client_cpu_s"], 2),
                 "answered": phase["ok"],
+                # SYNs the kernel dropped (accept queue full): each waits >= 1 s to retry.
+                "listen_overflows": _delta(listen_overflows(), overflows),
                 "errors": phase["errors"],
                 "connect_p99_ms": percentiles_ms(latencies.get("Connect", []))["p99_ms"],
                 "boot_p99_ms": percentiles_ms(latencies.get("BootNotification", []))["p99_ms"],
@@ -72,3 +78,7 @@ def _measure(options: Options, kind: str, chargers: int) -> dict[str, Any]:
             time.sleep(DRAIN_S)
         result["peak_rss_mb"] = round(server.peak_rss_kb() / 1024, 1)
     return result
+
+
+def _delta(after: int | None, before: int | None) -> int | None:
+    return None if after is None or before is None else after - before

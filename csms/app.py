@@ -1,20 +1,24 @@
-"""Wiring and lifecycle: database, writers, OCPP listener, HTTP app, shutdown."""
+"""Wiring and lifecycle: database, writers, ports, OCPP listener, plug-ins, HTTP, shutdown.
+
+README "How it is wired" draws this; ``csms/ports.py`` lists each port's two sides.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import socket
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
 import uvicorn
+from fastapi import APIRouter
 
+from csms import plugins
 from csms.config import Settings
 from csms.db import charge_points, id_tags
 from csms.db.batch import BatchWriter, GroupCommit
@@ -24,9 +28,9 @@ from csms.db.embedded import EmbeddedPostgres
 from csms.db.meter_values import flush_meter_values
 from csms.db.migrate import migrate
 from csms.db.pool import create_pool
-from csms.domain import registration
+from csms.db.transactions import flush_starts, flush_stops
 from csms.domain.events import EventBus, EventPort
-from csms.http.app import create_app
+from csms.http.app import HttpServices, create_app
 from csms.http.dashboard import DashboardFeed
 from csms.log import bind_process
 from csms.metrics import Metrics
@@ -34,17 +38,18 @@ from csms.ocpp16.commands import CommandService
 from csms.ocpp16.context import Services
 from csms.ocpp16.errors import CommandError
 from csms.ocpp16.server import OcppServer
+from csms.plugins import DashboardPanel, PluginContext, RunningPlugin
+from csms.ports import LocalPresence, PresencePort, Registrations
+from csms.registrations import RegistrationBook
 from csms.security.service import SecurityService
 
 if TYPE_CHECKING:
     from csms.cluster.invalidation import Invalidations
     from csms.cluster.node import ClusterNode
-    from smartcar_bridge.bridge import Bridge
 
 log = structlog.get_logger()
 
 EMBEDDED_DATABASE = "csms"
-BRIDGE_OFF_REASON = "SMARTCAR_CLIENT_ID is not set"
 
 
 def utc_now() -> datetime:
@@ -97,10 +102,13 @@ async def resolve_database(settings: Settings) -> tuple[str, EmbeddedPostgres | 
     return embedded.dsn_for(EMBEDDED_DATABASE), embedded
 
 
-async def migrate_database(dsn: str) -> list[str]:
+async def migrate_database(
+    dsn: str, plugin_settings: Mapping[str, object | None] | None = None
+) -> list[str]:
+    """The core's migrations, then those of the plug-ins (default: every installed one)."""
     connection = await asyncpg.connect(dsn)
     try:
-        return await migrate(connection)
+        return await migrate(connection, plugins.migration_packages(plugin_settings))
     finally:
         await connection.close()
 
@@ -121,7 +129,13 @@ def _invalidations(cluster: ClusterNode | None) -> Invalidations:
 
 
 class CentralSystem:
-    """The whole central system in one process: ``start``, then ``stop``."""
+    """The whole central system in one process: ``start``, then ``stop``.
+
+    The wiring, in the order ``start`` does it: database and migrations (the core's, then
+    the plug-ins'); the hot writers; the ports, each in-process or NATS (``csms/ports.py``
+    has the table); the OCPP server; the security service; the plug-ins, each handed a
+    ``PluginContext`` of ports; the HTTP app, each router handed the ports it uses.
+    """
 
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
@@ -132,9 +146,11 @@ class CentralSystem:
         self.cluster = _cluster_node(settings, self.node_id)
         self.events: EventPort = EventBus() if self.cluster is None else self.cluster.events
         self.invalidations: Invalidations = _invalidations(self.cluster)
-        # Built here, not at start, so the OCPP side and the bridge can be handed it.
+        # Built here, not at start, so the OCPP side and the plug-ins can be handed it.
         self.metrics = Metrics()
         self.dashboard_feed: DashboardFeed | None = None
+        # Started plug-ins by entry-point name; see csms/plugins.py.
+        self.plugins: dict[str, RunningPlugin] = {}
         self._embedded: EmbeddedPostgres | None = None
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -147,8 +163,9 @@ class CentralSystem:
         http_sock: socket.socket | None = None,
     ) -> None:
         settings = self.settings
+        self._plugins = plugins.configured(settings.plugins)
         self.dsn, self._embedded = await resolve_database(settings)
-        await migrate_database(self.dsn)
+        await migrate_database(self.dsn, settings.plugins)
         self.pool = await create_pool(self.dsn)
         if self.cluster is not None:
             await self.cluster.connect()
@@ -169,6 +186,9 @@ class CentralSystem:
         self.meter_values = BatchWriter(
             "meter_values", self.pool, flush_meter_values, max_rows=rows, group=group
         )
+        # After the meter values: a start closing a stale transaction sees its last reading.
+        self.starts = BatchWriter("starts", self.pool, flush_starts, max_rows=500, group=group)
+        self.stops = BatchWriter("stops", self.pool, flush_stops, max_rows=500, group=group)
         for writer in self._writers:
             writer.start()
         self.presence.start()
@@ -184,11 +204,15 @@ class CentralSystem:
             statuses=self.statuses,
             meter_values=self.meter_values,
             new_charge_points=self.new_charge_points,
+            starts=self.starts,
+            stops=self.stops,
             registrations=await charge_points.load_registrations(self.pool),
             metrics=self.metrics,
             connector_statuses=await charge_points.load_connector_statuses(self.pool),
         )
         self.ocpp = OcppServer(self.services)
+        # The handshake's security rows: a change on any node reaches every node's cache.
+        self.ocpp.guard.cache.share(self.invalidations)
         self.metrics.watch_system(self.pool, lambda: len(self.ocpp.connections))
         self._wire_cluster_metrics()
         self.dashboard_feed = DashboardFeed(self.events)  # before the listener: miss nothing
@@ -198,18 +222,26 @@ class CentralSystem:
         self.commands = CommandService(
             locator, self.pool, self.clock, settings.command_timeout, metrics=self.metrics
         )
-        self.invalidations.on("registration", self._registration_changed_elsewhere)
+        # The presence port: who holds which charger, here or (in a cluster) anywhere.
+        self.ownership: PresencePort = self._presence_port()
+        self.registrations: Registrations = RegistrationBook(
+            self.pool,
+            self.services.registrations,
+            self.invalidations,
+            held_here=lambda charge_point_id: self.ocpp.find(charge_point_id) is not None,
+            accepted=lambda charge_point_id: self._spawn(self._trigger_boot(charge_point_id)),
+        )
         self.security = SecurityService(
             settings,
             self.pool,
             self.events,
             self.commands,
             self.ocpp.guard,
-            self.connected_anywhere,
+            self.ownership.connected_anywhere,
             self.clock,
         )
         self.security.start()
-        self.bridge = await self._start_bridge()
+        await self._start_plugins()
         if ocpp_sock is None and settings.reuse_port:
             ocpp_sock = listening_socket(settings.ocpp_host, settings.ocpp_port, True)
         await self.ocpp.start(settings.ocpp_host, settings.ocpp_port, sock=ocpp_sock)
@@ -218,31 +250,42 @@ class CentralSystem:
             "csms.started", node_id=self.node_id, ocpp_port=self.ocpp.port, http_port=self.http_port
         )
 
-    async def _start_bridge(self) -> Bridge | None:
-        if self.settings.bridge is None:
-            log.info("bridge.disabled", reason=BRIDGE_OFF_REASON)
-            return None
-        # Imported here: the bridge depends on the core, never the other way round.
-        from smartcar_bridge.bridge import Bridge
+    def _presence_port(self) -> PresencePort:
+        if self.cluster is None:
+            return LocalPresence(self.node_id, self.ocpp)
+        from csms.cluster.node import ClusterPresenceView
 
+        return ClusterPresenceView(self.cluster, self.ocpp)
+
+    async def _start_plugins(self) -> None:
         async def register_id_tag(id_tag: str, status: str) -> None:
             await id_tags.upsert(self.pool, id_tag, status=status)
 
-        bridge = Bridge(
-            self.settings.bridge,
+        context = PluginContext(
             pool=self.pool,
             events=self.events,
-            send_command=self.commands.send,
+            commands=self.commands,
+            presence=self.ownership,
             register_id_tag=register_id_tag,
             clock=self.clock,
             metrics=self.metrics,
+            cluster=self.cluster,
         )
-        await bridge.start()
-        return bridge
+        for name, (plugin, plugin_settings) in self._plugins.items():
+            if plugin_settings is not None:
+                self.plugins[name] = await plugin.start(plugin_settings, context)
+                log.info("plugin.started", plugin=name)
 
     @property
     def _writers(self) -> tuple[BatchWriter[Any], ...]:
-        return (self.new_charge_points, self.boots, self.statuses, self.meter_values)
+        return (
+            self.new_charge_points,
+            self.boots,
+            self.statuses,
+            self.meter_values,
+            self.starts,
+            self.stops,
+        )
 
     async def _mark_all_disconnected(self) -> None:
         # Sockets do not survive a restart; whatever was "connected" is not any more.
@@ -255,24 +298,39 @@ class CentralSystem:
             sock = listening_socket(
                 self.settings.http_host, self.settings.http_port, self.settings.reuse_port
             )
-        from csms.http.routes_security import create_router as security_router
-
-        routers = [security_router(self)]
-        sections = {}
-        if self.bridge is not None:
-            from smartcar_bridge.dashboard import outcomes_since
-            from smartcar_bridge.http import create_router
-            from smartcar_bridge.http_plug_ins import create_router as plug_in_router
-
-            routers.append(create_router(self.bridge))
-            routers.append(plug_in_router(self.bridge))
-            sections["bridge"] = functools.partial(outcomes_since, self.bridge.pool)
-        else:
-            from csms.http.routes_bridge_off import create_router as bridge_off_router
-
-            routers.append(bridge_off_router(BRIDGE_OFF_REASON))
+        services = HttpServices(
+            pool=self.pool,
+            clock=self.clock,
+            metrics=self.metrics,
+            health=self.health,
+            commands=self.commands,
+            presence=self.ownership,
+            registrations=self.registrations,
+            security=self.security,
+            unknown_chargers=self.settings.unknown_chargers,
+            dashboard_feed=self.dashboard_feed,
+            transaction_links=[
+                plugin.transaction_link
+                for plugin, _ in self._plugins.values()
+                if plugin.transaction_link is not None
+            ],
+        )
+        routers: list[APIRouter] = []
+        panels: dict[str, DashboardPanel] = {}
+        tags: list[dict[str, str]] = []
+        for name, (plugin, _) in self._plugins.items():
+            tags += plugin.openapi_tags
+            running = self.plugins.get(name)
+            if running is None:
+                routers += plugin.routes_when_off()  # off: its routes say how to turn it on
+                continue
+            routers += running.routers()
+            panels.update(running.dashboard_panels())
         config = uvicorn.Config(
-            create_app(self, routers, sections), log_config=None, access_log=False, lifespan="off"
+            create_app(services, routers, panels, tags),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
         )
         self._http = _EmbeddedUvicorn(config)
         self._http_sock = sock
@@ -298,36 +356,12 @@ class CentralSystem:
         return checks
 
     async def set_registration(self, charge_point_id: str, status: str) -> bool:
-        """Operator decision on a charger's registration; an accepted charger reboots now."""
-        if not await charge_points.set_registration(self.pool, charge_point_id, status):
-            return False
-        self.services.registrations[charge_point_id] = status
-        self.invalidations.broadcast("registration", charge_point_id)
-        log.info("ocpp.registration_changed", charge_point_id=charge_point_id, status=status)
-        connection = self.ocpp.find(charge_point_id)
-        if connection is not None and status == registration.ACCEPTED:
-            # Ask it to boot again rather than wait up to its boot retry interval.
-            self._spawn(self._trigger_boot(charge_point_id))
-        return True
+        """Operator decision on a charger's registration (the registration port's)."""
+        return await self.registrations.set(charge_point_id, status)
 
     def connected_anywhere(self, charge_point_id: str) -> bool:
         """Connected to this process, or (in a cluster) to any live node."""
-        if self.cluster is not None:
-            return self.cluster.connected_anywhere(charge_point_id)
-        return self.ocpp.find(charge_point_id) is not None
-
-    async def _registration_changed_elsewhere(self, charge_point_id: str | None) -> None:
-        # Another node changed it: reload, and if we hold an accepted charger, reboot it.
-        if charge_point_id is None:
-            self.services.registrations.update(await charge_points.load_registrations(self.pool))
-            return
-        status = await charge_points.fetch_registration(self.pool, charge_point_id)
-        if status is None:
-            self.services.registrations.pop(charge_point_id, None)
-            return
-        self.services.registrations[charge_point_id] = status
-        if status == registration.ACCEPTED and self.ocpp.find(charge_point_id) is not None:
-            self._spawn(self._trigger_boot(charge_point_id))
+        return self.ownership.connected_anywhere(charge_point_id)
 
     def _wire_cluster_metrics(self) -> None:
         from csms.cluster.node import register_metrics
@@ -367,9 +401,12 @@ class CentralSystem:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.dashboard_feed is not None:
             await self.dashboard_feed.close()
-        bridge = getattr(self, "bridge", None)  # absent when start() failed early
-        if bridge is not None:
-            await bridge.close()
+        for name, running in reversed(self.plugins.items()):
+            try:
+                await running.close()
+            except Exception:  # one plug-in failing to stop must not keep the rest running
+                log.exception("plugin.close_failed", plugin=name)
+        self.plugins.clear()
         if hasattr(self, "security"):
             await self.security.close()
         if hasattr(self, "pool"):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from csms import cli_api
+from csms import cli_api, plugins
 from csms.app import CentralSystem, migrate_database, resolve_database
 from csms.cli_errors import OPERATIONAL_ERRORS, explain
 from csms.config import ConfigError, Settings
@@ -110,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     charger.set_defaults(run=_charger)
 
     cli_api.add_commands(commands, _json_and_url, _operator)
+    # Installed plug-ins add theirs (the bridge: `csms account`), configured here or not.
+    for plugin in plugins.installed(strict=False).values():
+        plugin.add_cli_commands(commands, _json_and_url, _operator)
     return parser
 
 
@@ -181,7 +184,7 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     async def run() -> list[str]:
         dsn, embedded = await resolve_database(settings)
         try:
-            return await migrate_database(dsn)
+            return await migrate_database(dsn, settings.plugins)
         finally:
             if embedded is not None:
                 embedded.close()

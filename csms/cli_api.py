@@ -59,8 +59,9 @@ def add_commands(
     json_and_url: Callable[[argparse.ArgumentParser], None],
     wrap: Callable[[Handler], Any],
 ) -> None:
-    """Register ``token``, ``chargers``, ``sessions``, ``idtag`` and ``account``;
-    ``wrap`` turns a handler into what ``csms.cli`` calls (it supplies ``CliSettings``)."""
+    """Register ``token``, ``chargers``, ``sessions`` and ``idtag`` (plug-ins add theirs
+    the same way, e.g. the bridge's ``account``); ``wrap`` turns a handler into what
+    ``csms.cli`` calls (it supplies ``CliSettings``)."""
     token = commands.add_parser("token", help="operator API tokens (talks to the database)")
     token_actions = token.add_subparsers(dest="token_action", required=True)
     for action, text in (("create", "create a token, print it once"), ("revoke", "revoke")):
@@ -110,18 +111,6 @@ def add_commands(
         json_and_url(parser)
         parser.set_defaults(run=wrap(_idtag))
 
-    account = commands.add_parser("account", help="plug-and-charge accounts (bridge on)")
-    account_actions = account.add_subparsers(dest="account_action", required=True)
-    create = account_actions.add_parser("create", help="create an account")
-    create.add_argument("name")
-    create.add_argument("--payment", choices=["valid", "suspended", "none"], default="none")
-    create.add_argument("--tariff", default="0", help="price per kWh, e.g. 0.30")
-    create.add_argument("--currency", default="EUR")
-    account_actions.add_parser("list", help="every account")
-    for parser in account_actions.choices.values():
-        json_and_url(parser)
-        parser.set_defaults(run=wrap(_account))
-
 
 # -- tokens: straight to the database, so the first token can exist before any server --
 
@@ -166,7 +155,7 @@ async def _with_database(settings: Settings, act: Callable[[Any], Any]) -> int:
 
     dsn, embedded = await resolve_database(settings)
     try:
-        await migrate_database(dsn)
+        await migrate_database(dsn, settings.plugins)
         connection = await asyncpg.connect(dsn)
         try:
             return await act(connection)
@@ -182,7 +171,7 @@ async def _with_database(settings: Settings, act: Callable[[Any], Any]) -> int:
 
 def _chargers(cli: CliSettings, args: argparse.Namespace) -> int:
     params = {"connected": args.connected, "status": args.status, "vendor": args.vendor}
-    return _get_list(cli, args, "/api/charge-points", params, _CHARGER_COLUMNS, _charger_row)
+    return get_list(cli, args, "/api/charge-points", params, _CHARGER_COLUMNS, _charger_row)
 
 
 _CHARGER_COLUMNS = ("id", "registration", "connected", "vendor", "model", "last_seen", "connectors")
@@ -202,7 +191,7 @@ def _charger_row(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def show_charger(cli: CliSettings, args: argparse.Namespace, charge_point_id: str) -> int:
-    response = _call(cli, args, "GET", f"/api/charge-points/{_segment(charge_point_id)}")
+    response = call(cli, args, "GET", f"/api/charge-points/{_segment(charge_point_id)}")
     if response is None or not response.is_success:
         return fail(response)
     body = response.json()
@@ -228,41 +217,28 @@ def _sessions(cli: CliSettings, args: argparse.Namespace) -> int:
     }
     columns: tuple[str, ...] = ("id", "charge_point_id", "connector_id", "id_tag")
     columns += ("start_timestamp", "stop_timestamp", "energy_wh", "active")
-    return _get_list(cli, args, "/api/transactions", params, columns, None)
+    return get_list(cli, args, "/api/transactions", params, columns, None)
 
 
 def _idtag(cli: CliSettings, args: argparse.Namespace) -> int:
     action = args.idtag_action
     if action == "list":
         columns = ("id_tag", "status", "effective_status", "expiry_date", "parent_id_tag")
-        return _get_list(cli, args, "/api/id-tags", {}, columns, None)
+        return get_list(cli, args, "/api/id-tags", {}, columns, None)
     if action == "add":
         failed = 0
         for id_tag in args.id_tag:
             body = {"id_tag": id_tag, "expiry_date": args.expiry, "parent_id_tag": args.parent}
-            failed |= _print_answer(args, _call(cli, args, "POST", "/api/id-tags", json_body=body))
+            failed |= print_answer(args, call(cli, args, "POST", "/api/id-tags", json_body=body))
         return failed
     if action == "delete":
-        response = _call(cli, args, "DELETE", f"/api/id-tags/{_segment(args.id_tag)}")
+        response = call(cli, args, "DELETE", f"/api/id-tags/{_segment(args.id_tag)}")
     else:
-        response = _call(cli, args, "POST", f"/api/id-tags/{_segment(args.id_tag)}/{action}")
-    return _print_answer(args, response)
+        response = call(cli, args, "POST", f"/api/id-tags/{_segment(args.id_tag)}/{action}")
+    return print_answer(args, response)
 
 
-def _account(cli: CliSettings, args: argparse.Namespace) -> int:
-    if args.account_action == "list":
-        columns = ("id", "name", "payment_status", "tariff_per_kwh", "currency")
-        return _get_list(cli, args, "/api/accounts", {}, columns, None)
-    body = {
-        "name": args.name,
-        "payment_status": args.payment,
-        "tariff_per_kwh": args.tariff,
-        "currency": args.currency,
-    }
-    return _print_answer(args, _call(cli, args, "POST", "/api/accounts", json_body=body))
-
-
-# -- plumbing --
+# -- plumbing (plug-ins' commands use it too) --
 
 
 def _segment(value: str) -> str:
@@ -294,7 +270,7 @@ def call_api(
         return None
 
 
-def _call(
+def call(
     cli: CliSettings, args: argparse.Namespace, method: str, path: str, **kwargs: Any
 ) -> httpx.Response | None:
     return call_api(cli, args.url, method, path, **kwargs)
@@ -324,7 +300,7 @@ def fail(response: httpx.Response | None) -> int:
     return 1
 
 
-def _print_answer(args: argparse.Namespace, response: httpx.Response | None) -> int:
+def print_answer(args: argparse.Namespace, response: httpx.Response | None) -> int:
     if response is None or not response.is_success:
         return fail(response)
     if response.status_code == 204:
@@ -338,7 +314,7 @@ def _print_answer(args: argparse.Namespace, response: httpx.Response | None) -> 
     return 0
 
 
-def _get_list(
+def get_list(
     cli: CliSettings,
     args: argparse.Namespace,
     path: str,
@@ -346,7 +322,7 @@ def _get_list(
     columns: Sequence[str],
     row: Callable[[dict[str, Any]], dict[str, Any]] | None,
 ) -> int:
-    response = _call(cli, args, "GET", path, params=params)
+    response = call(cli, args, "GET", path, params=params)
     if response is None or not response.is_success:
         return fail(response)
     body = response.json()

@@ -7,9 +7,9 @@ systems in one process (tests) never collide. The hot-path methods (``observe_ca
 be read from state we already hold (connections, the pool, the database) is read at scrape
 time by ``SystemCollector`` instead of being counted as it happens.
 
-Action labels are limited to the OCPP 1.6 action names (anything else is ``other``), and
-Smartcar paths are reduced to endpoints (the vehicle id becomes ``{id}``), so a charger or a
-car cannot grow the number of series.
+Action labels are limited to the OCPP 1.6 action names (anything else is ``other``), so a
+charger cannot grow the number of series. A plug-in adds its own series to ``registry`` and,
+for what it reads at scrape time, a callback with ``on_refresh``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import asyncio
 import platform
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from importlib import metadata
 from typing import Any
 
@@ -28,7 +28,6 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
@@ -128,27 +127,10 @@ CONNECTOR_STATUSES = (
 
 # Handling an OCPP call is usually sub-millisecond; a slow database shows up in seconds.
 CALL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
-# Smartcar calls go to a car's cloud: hundreds of ms to tens of seconds (commands: minutes).
-SMARTCAR_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 310.0)
 
 
 def action_label(action: str) -> str:
     return action if action in OCPP16_ACTIONS else OTHER
-
-
-def smartcar_endpoint(path: str) -> str:
-    """``/v2.0/vehicles/<uuid>/battery`` → ``/v2.0/vehicles/{id}/battery``: one series per route."""
-    parts = path.split("/")
-    for index in range(len(parts) - 1):
-        # v3 (smartcar-api.md §14) adds ids after connections/subscriptions/webhooks/users.
-        if parts[index] in _ID_PARENTS and parts[index + 1]:
-            parts[index + 1] = "{id}"
-        elif parts[index] == "commands" and parts[index + 1].startswith("exec_"):
-            parts[index + 1] = "{execution_id}"
-    return "/".join(parts)
-
-
-_ID_PARENTS = frozenset({"vehicles", "connections", "subscriptions", "webhooks", "users"})
 
 
 class OcppTraffic(Collector):
@@ -202,7 +184,7 @@ def _le(bound: float) -> str:
 
 
 class Metrics:
-    """The registry and the counters the OCPP side, the command API and the bridge feed."""
+    """The registry and the counters the OCPP side, the command API and plug-ins feed."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -220,20 +202,6 @@ class Metrics:
             "Central-system commands by action and outcome "
             "(answered, call_error, timeout, not_connected).",
             ["action", "outcome"],
-            registry=registry,
-        )
-        self.smartcar_requests = Counter(
-            "csms_smartcar_requests",
-            "Smartcar HTTP attempts by endpoint, outcome (ok or the error type) and purpose "
-            "(stop, final_read, start, confirm, session_read, monitor, match, link, other).",
-            ["endpoint", "outcome", "purpose"],
-            registry=registry,
-        )
-        self.smartcar_duration = Histogram(
-            "csms_smartcar_request_duration_seconds",
-            "Smartcar HTTP attempt latency by endpoint.",
-            ["endpoint"],
-            buckets=SMARTCAR_BUCKETS,
             registry=registry,
         )
         self.auth_failures = Counter(
@@ -267,6 +235,7 @@ class Metrics:
                 self._errors_in[code],
             )
         self.system: SystemCollector | None = None
+        self._refreshers: list[Callable[[], Awaitable[None]]] = []
 
     # -- hot path -------------------------------------------------------------------------
 
@@ -301,14 +270,6 @@ class Metrics:
         """One HTTP request answered; ``route`` is the template, never the concrete path."""
         self.http_requests.labels(route, method, f"{status // 100}xx").inc()
 
-    def smartcar_call(
-        self, path: str, outcome: str, seconds: float, purpose: str = "other"
-    ) -> None:
-        """One Smartcar HTTP attempt: ``outcome`` is ``ok`` or the error's type."""
-        endpoint = smartcar_endpoint(path)
-        self.smartcar_requests.labels(endpoint, outcome, purpose).inc()
-        self.smartcar_duration.labels(endpoint).observe(seconds)
-
     # -- scrape time ----------------------------------------------------------------------
 
     def watch_system(self, pool: asyncpg.Pool, connected: Callable[[], int]) -> None:
@@ -322,6 +283,12 @@ class Metrics:
         """Read what needs the database; call before ``generate_latest(self.registry)``."""
         if self.system is not None:
             await self.system.refresh()
+        for refresh in self._refreshers:
+            await refresh()
+
+    def on_refresh(self, refresh: Callable[[], Awaitable[None]]) -> None:
+        """Have ``refresh`` read (for a plug-in's collector) before every scrape."""
+        self._refreshers.append(refresh)
 
 
 def _version() -> str:
@@ -336,8 +303,7 @@ SELECT
     (SELECT count(*) FROM transactions WHERE stop_received_at IS NULL) AS active_transactions,
     (SELECT coalesce(sum(meter_stop_wh - meter_start_wh), 0) FROM transactions
       WHERE stop_received_at IS NOT NULL AND meter_stop_wh >= meter_start_wh
-        AND NOT meter_anomaly) AS energy_delivered_wh,
-    (SELECT count(*) FROM charging_sessions WHERE ended_at IS NULL) AS active_bridge_sessions
+        AND NOT meter_anomaly) AS energy_delivered_wh
 """
 # Connector 0 is the whole charger (1.6 §4.9), not a place to plug in.
 _CONNECTORS_SQL = """
@@ -422,11 +388,6 @@ class SystemCollector(Collector):
             "csms_transactions_active",
             "Open OCPP transactions (all processes).",
             totals["active_transactions"],
-        )
-        yield _gauge(
-            "csms_bridge_sessions_active",
-            "Open Smartcar plug-and-charge sessions.",
-            totals["active_bridge_sessions"],
         )
         connectors = GaugeMetricFamily(
             "csms_connectors",

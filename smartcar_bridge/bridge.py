@@ -11,15 +11,17 @@ import asyncpg
 import httpx
 import structlog
 
-from csms.config import BridgeSettings
 from csms.domain.events import EventPort
-from csms.metrics import Metrics
 from smartcar_bridge import store
 from smartcar_bridge.client import SmartcarClient
 from smartcar_bridge.crypto import TokenCipher
 from smartcar_bridge.linking import Linker, RegisterIdTag, id_tag_status
+from smartcar_bridge.metrics import SmartcarMetrics
+from smartcar_bridge.ownership import ClusterWork, LocalWork, WorkPort
 from smartcar_bridge.ratelimit import RateLimiter, RateLimitSettings
 from smartcar_bridge.sessions import PlugAndCharge
+from smartcar_bridge.settings import BridgeSettings
+from smartcar_bridge.shared_limit import SharedHolds, SharedRateLimit
 from smartcar_bridge.tokens import TokenStore
 from smartcar_bridge.v3.app_tokens import AppTokens, PostgresAppTokenCache, cache_key
 from smartcar_bridge.v3.client import V3Client
@@ -40,8 +42,10 @@ class Bridge:
         register_id_tag: RegisterIdTag,
         clock: Callable[[], datetime],
         http: httpx.AsyncClient | None = None,
-        metrics: Metrics | None = None,
+        metrics: SmartcarMetrics | None = None,
+        cluster: Any | None = None,
     ) -> None:
+        """``cluster``: the node's ``csms.cluster.node.ClusterNode`` (None: one process)."""
         self._webhook_tasks: set[asyncio.Task[None]] = set()
         self.settings = settings
         self.pool = pool
@@ -56,13 +60,7 @@ class Bridge:
             settings.redirect_uri,
             http=http,
             metrics=metrics,
-            limiter=RateLimiter(
-                RateLimitSettings(
-                    bucket_size=settings.rate_bucket_size,
-                    bucket_refill_per_minute=settings.rate_refill_per_minute,
-                    session_budget=settings.session_call_budget,
-                )
-            ),
+            limiter=self._limiter(settings, pool, clustered=cluster is not None),
         )
         cipher = TokenCipher(settings.secret_key)
         self.tokens = TokenStore(pool, cipher, self.client, clock)
@@ -85,7 +83,33 @@ class Bridge:
             settings=settings,
             clock=clock,
             register_id_tag=register_id_tag,
+            work=self._work(pool, cluster),
         )
+
+    @staticmethod
+    def _limiter(settings: BridgeSettings, pool: asyncpg.Pool, *, clustered: bool) -> RateLimiter:
+        """Smartcar's limits: in memory for one process, in PostgreSQL for a cluster."""
+        limits = RateLimitSettings(
+            bucket_size=settings.rate_bucket_size,
+            bucket_refill_per_minute=settings.rate_refill_per_minute,
+            session_budget=settings.session_call_budget,
+        )
+        if not clustered:
+            return RateLimiter(limits)
+        bucket = SharedRateLimit(
+            pool,
+            f"smartcar:{settings.client_id}",
+            rate=settings.rate_refill_per_minute / 60.0,
+            burst=float(settings.rate_bucket_size),
+        )
+        return RateLimiter(limits, shared_bucket=bucket, shared_holds=SharedHolds(pool))
+
+    @staticmethod
+    def _work(pool: asyncpg.Pool, cluster: Any | None) -> WorkPort:
+        if cluster is None:
+            return LocalWork(pool)
+        # A lease lapses as a dead node's chargers do (CSMS_NODE_TIMEOUT).
+        return ClusterWork(pool, cluster.nc, cluster.node_id, cluster.node_timeout)
 
     def _vehicle_api(
         self,

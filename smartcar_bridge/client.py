@@ -19,7 +19,6 @@ from urllib.parse import quote, urlencode
 import httpx
 import structlog
 
-from csms.metrics import Metrics
 from smartcar_bridge import responses
 from smartcar_bridge.call_ledger import CallLedger
 from smartcar_bridge.errors import (
@@ -31,6 +30,7 @@ from smartcar_bridge.errors import (
     SmartcarTransportError,
     error_from_response,
 )
+from smartcar_bridge.metrics import SmartcarMetrics
 from smartcar_bridge.ratelimit import HeldBack, RateLimiter, current_call
 from smartcar_bridge.responses import (
     BatchResult,
@@ -121,7 +121,7 @@ class SmartcarClient:
         clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
         seed: int | None = None,
-        metrics: Metrics | None = None,
+        metrics: SmartcarMetrics | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
         if max_attempts < 1:
@@ -497,7 +497,7 @@ class SmartcarClient:
                 error.request_id = error.request_id or request_id
                 may_retry = _auto_retry(error)
                 if limiter is not None:
-                    limiter.failed(vehicle_id, error)
+                    await limiter.report_failure(vehicle_id, error)
             if self._metrics is not None:
                 self._metrics.smartcar_call(
                     path, error.type, time.perf_counter() - started, purpose

@@ -39,3 +39,18 @@ async def outcomes_since(pool: asyncpg.Pool, since: datetime) -> dict[str, Any]:
         ],
         "open": {r["state"]: r["n"] for r in open_sessions},
     }
+
+
+def cards(outcomes: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fleet page's card for ``outcomes`` (drawn by the core's page, which knows only
+    the card's shape: id, label, value, note)."""
+    ended = outcomes["ended"]
+    in_progress = sum(outcomes["open"].values())
+    return [
+        {
+            "id": "bridge",
+            "label": "plug & charge today",
+            "value": f"{ended.get('completed', 0):,} completed",
+            "note": f"{ended.get('failed', 0):,} failed · {in_progress:,} in progress",
+        }
+    ]

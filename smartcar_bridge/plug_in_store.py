@@ -227,11 +227,14 @@ async def claimed_vehicles(pool: asyncpg.Pool) -> dict[int, str]:
     return {r["vehicle_id"]: r["kind"] for r in rows}
 
 
-async def release_stale(pool: asyncpg.Pool) -> int:
-    """After a restart: claims whose car has no open session (a confirmation cut short)."""
+async def release_stale(pool: asyncpg.Pool, plug_in_id: int | None = None) -> int:
+    """After a restart: claims whose car has no open session (a confirmation cut short);
+    only ``plug_in_id``'s when given (a cluster node taking over one plug-in)."""
     result = await pool.execute(
-        """DELETE FROM vehicle_claims c WHERE NOT EXISTS (
+        """DELETE FROM vehicle_claims c WHERE ($1::bigint IS NULL OR c.plug_in_id = $1)
+           AND NOT EXISTS (
                SELECT 1 FROM charging_sessions s
-               WHERE s.vehicle_id = c.vehicle_id AND s.ended_at IS NULL)"""
+               WHERE s.vehicle_id = c.vehicle_id AND s.ended_at IS NULL)""",
+        plug_in_id,
     )
     return int(result.split()[-1])

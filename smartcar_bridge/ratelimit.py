@@ -14,6 +14,10 @@ Three things are remembered across calls:
 - **What each call was for** (``call_purpose``), counted per purpose and per session, with
   a warning when a session spends more than its budget.
 
+In a cluster the bucket and the per-vehicle holds live in PostgreSQL
+(``shared_limit``), so every node spends one application budget and a vehicle held
+after a 429 on one node is held on all of them; one process keeps both in memory.
+
 A call the limiter refuses raises the same errors the service would have sent
 (``RateLimitError``, ``BillingError``) with ``retry_after`` set, so callers keep one set of
 rules; ``.local`` tells them apart from the service's own answers.
@@ -35,6 +39,7 @@ from enum import StrEnum
 import structlog
 
 from smartcar_bridge.errors import BillingError, RateLimitError, SmartcarError
+from smartcar_bridge.shared_limit import SharedHolds, SharedRateLimit
 
 log = structlog.get_logger()
 
@@ -189,6 +194,9 @@ class RateLimiter:
     wall_clock: WallClock = field(default=lambda: datetime.now(UTC))
     sleep: Sleep = asyncio.sleep
     count_call: Callable[[str], None] | None = None  # metrics: one call sent, by purpose
+    # A cluster: the application's bucket and the vehicles' holds shared by every node.
+    shared_bucket: SharedRateLimit | None = None
+    shared_holds: SharedHolds | None = None
     by_purpose: Counter[str] = field(default_factory=Counter)
     by_session: Counter[int] = field(default_factory=Counter)
     _holds: dict[str, _Hold] = field(default_factory=dict)
@@ -211,6 +219,11 @@ class RateLimiter:
         """
         context = current_call()
         self._check_vehicle(vehicle_id)
+        if self.shared_holds is not None and vehicle_id is not None:
+            held = await self.shared_holds.held(vehicle_id)
+            if held is not None:  # another node was told to wait: so do we
+                self._hold(vehicle_id, self.monotonic() + held[0], held[1])
+                self._check_vehicle(vehicle_id)
         reserve = RESERVE_SHARE[context.purpose] * self.bucket.size
         max_wait = MAX_BUCKET_WAIT_S[context.purpose]
         waited = 0.0
@@ -218,7 +231,7 @@ class RateLimiter:
             now = self.monotonic()
             wait = max(0.0, self._app_hold_until - now)
             if wait == 0.0:
-                wait = self.bucket.take(now, reserve)
+                wait = await self._take(now, reserve)
                 if wait == 0.0:
                     self._count(context)
                     return
@@ -231,6 +244,11 @@ class RateLimiter:
                 )
             await self.sleep(wait)
             waited += wait
+
+    async def _take(self, now: float, reserve: float) -> float:
+        if self.shared_bucket is not None:
+            return await self.shared_bucket.try_acquire(reserve)
+        return self.bucket.take(now, reserve)
 
     def blocked_for(self, vehicle_id: str) -> float:
         """Seconds until ``vehicle_id`` may be called again (0 when it may now)."""
@@ -284,6 +302,20 @@ class RateLimiter:
 
     def succeeded(self) -> None:
         self._app_failures = 0
+
+    async def report_failure(self, vehicle_id: str | None, error: SmartcarError) -> None:
+        """``failed``, then tell the other nodes (a cluster) before the next call goes."""
+        self.failed(vehicle_id, error)
+        if isinstance(error, HeldBack | CapReached):
+            return
+        if error.kind == "RATE_LIMIT:SMARTCAR_API" and self.shared_bucket is not None:
+            await self.shared_bucket.drain()
+        if vehicle_id is not None and self.shared_holds is not None:
+            hold = self._holds.get(vehicle_id)
+            if hold is not None:
+                left = hold.until - self.monotonic()
+                if left > 0:
+                    await self.shared_holds.hold(vehicle_id, left, hold.reason)
 
     def failed(self, vehicle_id: str | None, error: SmartcarError) -> None:
         """Remember what the service said about the vehicle or the application."""

@@ -17,15 +17,17 @@ from typing import Any
 import asyncpg
 import structlog
 
-from csms.config import BridgeSettings
 from csms.db import transactions
 from csms.domain.events import MeterSampled, TransactionStopped
 from csms.log import mask_vin
 from smartcar_bridge import session_store as sessions
 from smartcar_bridge import store
+from smartcar_bridge.leases import SESSION
+from smartcar_bridge.ownership import Work
 from smartcar_bridge.ratelimit import Purpose, call_purpose
 from smartcar_bridge.reconcile import reconcile
 from smartcar_bridge.session_store import Session
+from smartcar_bridge.settings import BridgeSettings
 from smartcar_bridge.targets import (
     next_poll_delay,
     predicted_soc_percent,
@@ -38,7 +40,7 @@ from smartcar_bridge.vehicle_access import VehicleAccess
 log = structlog.get_logger()
 
 Command = Callable[[str, str, dict[str, Any], Any], Awaitable[dict[str, Any] | None]]
-Spawn = Callable[[Coroutine[Any, Any, Any], str], asyncio.Task[Any]]
+Spawn = Callable[[Coroutine[Any, Any, Any], str, Work | None], asyncio.Task[Any]]
 
 
 def bound_log(session: Session) -> Any:
@@ -50,6 +52,10 @@ def bound_log(session: Session) -> Any:
         account_id=session.account_id,
         session_id=session.id,
     )
+
+
+def _work(session: Session) -> Work:
+    return (SESSION, session.id)
 
 
 class SessionRunner:
@@ -82,6 +88,9 @@ class SessionRunner:
         """A webhook brought the car's SoC: the monitor uses it instead of a read."""
         self._reported[session_id] = soc_percent
 
+    def monitoring(self, session_id: int) -> bool:
+        return session_id in self._monitors
+
     def wake(self, vehicle_id: int) -> None:
         for session_id, event in self._wake.items():
             if self._vehicle.get(session_id) == vehicle_id:
@@ -89,12 +98,16 @@ class SessionRunner:
 
     def started(self, session: Session) -> None:
         """The session's transaction is linked: make sure the car charges, and monitor."""
-        self._spawn(self._ensure_car_charging(session), f"bridge-car-start-{session.id}")
+        self._spawn(
+            self._ensure_car_charging(session), f"bridge-car-start-{session.id}", _work(session)
+        )
         self._start_monitor(session)
 
     async def adopt(self, session: Session) -> None:
         """A confirmed session (charging already): record its start SoC and monitor it."""
-        self._spawn(self._record_start_soc(session), f"bridge-start-soc-{session.id}")
+        self._spawn(
+            self._record_start_soc(session), f"bridge-start-soc-{session.id}", _work(session)
+        )
         self._start_monitor(session)
 
     async def resume(self, session: Session) -> None:
@@ -118,9 +131,13 @@ class SessionRunner:
                 if stopped is not None:
                     session = stopped
         if session.state == sessions.RECONCILING:
-            self._spawn(self._reconcile(session), f"bridge-reconcile-{session.id}")
+            self._spawn(self._reconcile(session), f"bridge-reconcile-{session.id}", _work(session))
         elif session.state == sessions.STOPPING:
-            self._spawn(self._send_stop(session, bound_log(session)), f"bridge-stop-{session.id}")
+            self._spawn(
+                self._send_stop(session, bound_log(session)),
+                f"bridge-stop-{session.id}",
+                _work(session),
+            )
         elif session.state == sessions.CHARGING:
             self._start_monitor(session)
 
@@ -194,7 +211,7 @@ class SessionRunner:
         if session.state != sessions.STOPPING:
             # The driver unplugged, or the charger stopped on its own.
             bound_log(session).info("bridge.stopped_by_charger", reason=event.reason)
-        self._spawn(self._reconcile(stopped), f"bridge-reconcile-{session.id}")
+        self._spawn(self._reconcile(stopped), f"bridge-reconcile-{session.id}", _work(session))
 
     # --- tasks -------------------------------------------------------------------------
 
@@ -232,7 +249,7 @@ class SessionRunner:
             return
         self._wake[session.id] = asyncio.Event()
         self._vehicle[session.id] = session.vehicle_id
-        task = self._spawn(self._monitor(session), f"bridge-monitor-{session.id}")
+        task = self._spawn(self._monitor(session), f"bridge-monitor-{session.id}", _work(session))
         self._monitors[session.id] = task
 
         def forget(_task: asyncio.Task[None]) -> None:

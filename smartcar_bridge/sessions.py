@@ -6,19 +6,23 @@ own: a plug-in's decision (``plug_in_desk``), a session's remote start, its moni
 (``session_monitor``), its reconciliation. So no plug-in or session waits for another.
 Session states follow ``session_machine``; every transition is a compare-and-set in the
 database, and ``start`` resumes every unfinished session and plug-in after a restart.
+
+In a cluster (``ownership.ClusterWork``) each session and each plug-in being decided is
+worked on by the one node holding its lease: an event for another node's work is handed
+to that node, and work whose node died (its lease lapsed) is taken over and resumed here
+exactly as a restart resumes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import structlog
 
-from csms.config import BridgeSettings
 from csms.db import transactions
 from csms.domain.events import (
     ConnectorStatusChanged,
@@ -34,10 +38,13 @@ from smartcar_bridge import session_store as sessions
 from smartcar_bridge import store
 from smartcar_bridge import webhook_signals as signals
 from smartcar_bridge.confirmation import ConfirmationSettings, Confirmer
+from smartcar_bridge.leases import PLUG_IN, SESSION
 from smartcar_bridge.matcher import CarWatch, PlugInterval, cable_event, observe
+from smartcar_bridge.ownership import LocalWork, Wake, Work, WorkPort
 from smartcar_bridge.plug_in_desk import PlugInDesk
 from smartcar_bridge.session_monitor import SessionRunner, bound_log
 from smartcar_bridge.session_store import Session
+from smartcar_bridge.settings import BridgeSettings
 from smartcar_bridge.vehicle_access import VehicleAccess
 
 log = structlog.get_logger()
@@ -49,6 +56,9 @@ Clock = Callable[[], datetime]
 _PLUGGED_STATES = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE"})
 # OCPP 1.6 §4.9: Available (cable out) and Finishing (session over) end a plug cycle.
 _CYCLE_ENDS = frozenset({"Available", "Finishing", "Unavailable", "Faulted"})
+# An event for work whose node stopped answering waits for that node's lease to lapse:
+# attempts a quarter of the TTL apart, so a dead holder is replaced within them.
+_ROUTE_ATTEMPTS = 16
 
 
 async def _no_registry(_id_tag: str, _status: str) -> None:
@@ -69,8 +79,11 @@ class PlugAndCharge:
         settings: BridgeSettings,
         clock: Clock,
         register_id_tag: RegisterIdTag = _no_registry,
+        work: WorkPort | None = None,
     ) -> None:
         self._pool = pool
+        self._work: WorkPort = work if work is not None else LocalWork(pool)
+        self._work_tasks: dict[Work, set[asyncio.Task[Any]]] = {}
         self._access = access
         self._send = send_command
         self._events = events
@@ -115,16 +128,17 @@ class PlugAndCharge:
         )
 
     async def start(self) -> None:
-        self._queue = self._events.subscribe()
+        # Its own durable consumer (named, not numbered): each event reaches one node.
+        self._queue = self._events.subscribe("bridge")
         self._spawn(self._consume(), "bridge-events")
-        await plug_ins.release_stale(self._pool)
-        for session in await sessions.open_sessions(self._pool):
-            await self._resume(session)
-        for row in await plug_ins.undecided(self._pool):
-            if row.ended_at is None:
-                self._spawn(self.desk.decide_until_done(row.id), f"bridge-plug-in-{row.id}")
-        for row in await plug_ins.confirming(self._pool):
-            self._spawn(self._abandon_confirmation(row), f"bridge-confirm-{row.id}")
+        await self._work.start(self._dispatch, self._woken, self._lost, self._take_over)
+        if not self._work.clustered:
+            # One process: every claim without an open session is a confirmation cut short.
+            await plug_ins.release_stale(self._pool)
+        # Sessions first: a plug-in's retry should see the cars they hold.
+        for work in sorted(await self._work.orphans(), key=lambda w: w[0] != SESSION):
+            if await self._work.take(work):
+                await self._take_over(work)
 
     async def close(self) -> None:
         if self._queue is not None:
@@ -132,11 +146,19 @@ class PlugAndCharge:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._work.close()
 
     def wake(self, vehicle_id: int) -> None:
         """New data about a car (a webhook): re-check its session and pending plug-ins now."""
         self.runner.wake(vehicle_id)
         self.desk.nudge()
+
+    async def _woken(self, wake: Wake) -> None:
+        """Another node received a webhook about a car: act on it if its work is here."""
+        if wake.session_id is not None and wake.soc_percent is not None:
+            if self.runner.monitoring(wake.session_id):
+                self.runner.reported_soc(wake.session_id, wake.soc_percent)
+        self.wake(wake.vehicle_id)
 
     async def on_webhook(self, event: dict[str, Any]) -> None:
         """A verified Smartcar webhook: record SoC and cable changes, re-check at once."""
@@ -148,6 +170,8 @@ class PlugAndCharge:
             self._pool, event_id, str(event.get("eventType")), vehicle_ref
         ):
             return
+        # Which node got it, in a cluster: the one working on the car is told below.
+        log.info("bridge.webhook_received", event_id=event_id, event_type=event.get("eventType"))
         vehicle = await store.vehicle_by_smartcar_id(self._pool, str(vehicle_ref))
         if vehicle is None:
             return
@@ -179,14 +203,43 @@ class PlugAndCharge:
             await sessions.update(self._pool, session.id, last_soc_percent=soc)
             self.runner.reported_soc(session.id, soc)
         self.wake(vehicle.id)
+        # Webhooks arrive at any node: the one working on this car's session or plug-in
+        # must hear of it now, not at its next poll.
+        self._work.broadcast(
+            Wake(
+                vehicle.id,
+                session.id if session is not None else None,
+                soc if session is not None else None,
+            )
+        )
 
     # --- tasks and events --------------------------------------------------------------
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+    def _spawn(
+        self, coroutine: Coroutine[Any, Any, Any], name: str, work: Work | None = None
+    ) -> asyncio.Task[Any]:
         task = asyncio.create_task(coroutine, name=name)
         self._tasks.add(task)
+        if work is not None:
+            self._work_tasks.setdefault(work, set()).add(task)
+            task.add_done_callback(lambda t: self._forget_task(work, t))
         task.add_done_callback(self._done)
         return task
+
+    def _forget_task(self, work: Work, task: asyncio.Task[Any]) -> None:
+        tasks = self._work_tasks.get(work)
+        if tasks is not None:
+            tasks.discard(task)
+            if not tasks:
+                del self._work_tasks[work]
+
+    def _working_on(self, work: Work) -> bool:
+        return bool(self._work_tasks.get(work))
+
+    def _lost(self, work: Work) -> None:
+        """Another node holds this work now (our lease lapsed): stop working on it here."""
+        for task in self._work_tasks.pop(work, set()):
+            task.cancel()
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -199,9 +252,74 @@ class PlugAndCharge:
         while True:
             event = await self._queue.get()
             try:
-                await self._dispatch(event)
+                await self._route(event)
             except Exception:  # the consumer must never die: log, keep going
                 log.exception("bridge.event_failed", event_type=type(event).__name__)
+
+    async def _route(self, event: Event) -> None:
+        """Handle the event here, or hand it to the node working on its session/plug-in."""
+        if not self._work.clustered:
+            await self._dispatch(event)
+            return
+        # Bounded: a holder that stopped answering loses its lease within its TTL.
+        for _ in range(_ROUTE_ATTEMPTS):
+            work = await self._work_of(event)
+            if work is None:
+                await self._dispatch(event)
+                return
+            route = await self._work.route(work)
+            if route.local:
+                if route.taken_over:
+                    log.info("bridge.work_taken_over", kind=work[0], work_id=work[1])
+                    await self._take_over(work)
+                await self._dispatch(event)
+                return
+            if route.node is not None and await self._work.forward(route.node, event):
+                return
+            await asyncio.sleep(max(self._work.ttl / 4, 0.05))
+        log.warning("bridge.event_unrouted", event_type=type(event).__name__)
+        await self._dispatch(event)  # every step is a compare-and-set: safe here too
+
+    async def _work_of(self, event: Event) -> Work | None:
+        """The session or plug-in an event is about (None: nobody's work yet)."""
+        if isinstance(event, MeterSampled | TransactionStopped):
+            if event.transaction_id is None:
+                return None
+            session = await sessions.by_transaction(self._pool, event.transaction_id)
+            return (SESSION, session.id) if session and session.ended_at is None else None
+        if not isinstance(event, ConnectorStatusChanged | TransactionStarted):
+            return None
+        if event.connector_id == 0:
+            return None
+        key = (event.charge_point_id, event.connector_id)
+        session = await sessions.open_on_connector(self._pool, *key)
+        if session is not None:
+            return (SESSION, session.id)
+        plug = await plug_ins.open_on_connector(self._pool, *key)
+        if plug is not None and plug.outcome in plug_ins.OPEN_OUTCOMES:
+            return (PLUG_IN, plug.id)
+        return None
+
+    async def _take_over(self, work: Work) -> None:
+        """Resume work whose node stopped (or this process's, after a restart)."""
+        if self._working_on(work):
+            return
+        kind, work_id = work
+        if kind == SESSION:
+            session = await sessions.by_id(self._pool, work_id)
+            if session is not None and session.ended_at is None:
+                await self._resume(session)
+            return
+        row = await plug_ins.get(self._pool, work_id)
+        if row is None:
+            return
+        if row.outcome == plug_ins.PENDING:
+            # decide_until_done drops it at once if its plug cycle ended meanwhile.
+            self._spawn(self.desk.decide_until_done(row.id), f"bridge-plug-in-{row.id}", work)
+        elif row.outcome == plug_ins.CONFIRMING:
+            if self._work.clustered:
+                await plug_ins.release_stale(self._pool, plug_in_id=row.id)
+            self._spawn(self._abandon_confirmation(row), f"bridge-confirm-{row.id}", work)
 
     async def _dispatch(self, event: Event) -> None:
         if isinstance(event, ConnectorStatusChanged):
@@ -235,13 +353,19 @@ class PlugAndCharge:
         if await sessions.open_on_connector(self._pool, *key) is not None:
             return
         plug_in_id = await plug_ins.begin(self._pool, *key, event.at)
+        if not await self._work.take((PLUG_IN, plug_in_id)):
+            return  # another node's sweep adopted it in this instant: it decides it
         log.info(
             "bridge.plug_in_recorded",
             charge_point_id=event.charge_point_id,
             connector_id=event.connector_id,
             plug_in_id=plug_in_id,
         )
-        self._spawn(self.desk.decide_until_done(plug_in_id), f"bridge-plug-in-{plug_in_id}")
+        self._spawn(
+            self.desk.decide_until_done(plug_in_id),
+            f"bridge-plug-in-{plug_in_id}",
+            (PLUG_IN, plug_in_id),
+        )
 
     async def _on_unplugged(self, event: ConnectorStatusChanged) -> None:
         session = await sessions.latest_on_connector(
@@ -258,6 +382,7 @@ class PlugAndCharge:
     async def _start_session(self, session: Session, plug: plug_ins.PlugInRow) -> None:
         """Re-validate, then RemoteStartTransaction; own task (the plug-in's)."""
         bound = bound_log(session)
+        await self._work.take((SESSION, session.id))  # opened here a moment ago
         current = await plug_ins.open_on_connector(
             self._pool, plug.charge_point_id, plug.connector_id
         )
@@ -304,6 +429,7 @@ class PlugAndCharge:
 
     async def _adopt(self, session: Session) -> None:
         """A session opened by a confirmation start: its transaction already runs."""
+        await self._work.take((SESSION, session.id))
         await self.runner.adopt(session)
 
     async def _abandon_confirmation(self, row: plug_ins.PlugInRow) -> None:
@@ -397,12 +523,25 @@ class PlugAndCharge:
                 session = await sessions.by_id(self._pool, session.id) or session
         if session.state in (sessions.MATCHED, sessions.STARTING):
             age = self._clock() - session.created_at
-            if age > timedelta(seconds=self._settings.start_timeout):
-                trigger = "abandoned" if session.state == sessions.MATCHED else "start_failed"
+            trigger = "abandoned" if session.state == sessions.MATCHED else "start_failed"
+            left = self._settings.start_timeout - age.total_seconds()
+            if left <= 0:
                 await self.runner.fail(session, trigger, "restarted before the start")
+            else:
+                # Its StartTransaction may still come (linked by the event); if not, the
+                # start failed, as the task that sent it would have decided.
+                self._spawn(
+                    self._fail_unless_started(session, trigger, left),
+                    f"bridge-start-wait-{session.id}",
+                    (SESSION, session.id),
+                )
             return
         bound.info("bridge.session_resumed", state=session.state)
         await self.runner.resume(session)
+
+    async def _fail_unless_started(self, session: Session, trigger: str, wait: float) -> None:
+        await asyncio.sleep(wait)
+        await self.runner.fail(session, trigger, "restarted before the start")
 
     async def _command(
         self, charge_point_id: str, action: str, payload: dict[str, Any], bound: Any

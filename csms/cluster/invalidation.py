@@ -19,14 +19,15 @@ import asyncio
 import inspect
 import json
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import nats.errors
 import structlog
-from nats.aio.client import Client
-from nats.aio.msg import Msg
 
 from csms.cluster.subjects import INVALIDATIONS, invalidation_subject
+
+if TYPE_CHECKING:  # one process never loads the NATS client (csms/ports.py imports us)
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
 
 log = structlog.get_logger()
 
@@ -76,6 +77,8 @@ class NatsInvalidations(LocalInvalidations):
         self._spawn(self._publish(invalidation_subject(topic), body))
 
     async def _publish(self, subject: str, body: bytes) -> None:
+        import nats.errors
+
         try:
             await self._nc.publish(subject, body)  # type: ignore[union-attr]
         except (nats.errors.Error, OSError) as exc:

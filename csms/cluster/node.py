@@ -8,7 +8,8 @@ commands, publish and consume events, and forget caches when told.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Collection
+from typing import Any, Protocol
 
 import asyncpg
 import nats
@@ -148,3 +149,27 @@ def register_metrics(registry: CollectorRegistry, live_nodes: Any) -> None:
         "csms_cluster_nodes", "Nodes of the cluster whose heartbeat is current", registry=registry
     )
     gauge.set_function(live_nodes)
+
+
+class _Registry(Protocol):
+    @property
+    def connections(self) -> Collection[str]: ...
+
+
+class ClusterPresenceView:
+    """The presence port in a cluster (``csms.ports.PresencePort``): this node's sockets,
+    and whether any live node holds a charger (its ownership, seen through NATS)."""
+
+    def __init__(self, node: ClusterNode, registry: _Registry) -> None:
+        self._node = node
+        self._registry = registry
+
+    @property
+    def node_id(self) -> str:
+        return self._node.node_id
+
+    def held_here(self) -> list[str]:
+        return list(self._registry.connections)
+
+    def connected_anywhere(self, charge_point_id: str) -> bool:
+        return self._node.connected_anywhere(charge_point_id)

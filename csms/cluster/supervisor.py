@@ -38,7 +38,7 @@ async def run_workers(settings: Settings, workers: int) -> int:
     embedded_nats: EmbeddedNats | None = None
     dsn, embedded_pg = await resolve_database(settings)
     try:
-        await migrate_database(dsn)
+        await migrate_database(dsn, settings.plugins)
         nats_url = settings.nats_url
         if nats_url is None:
             embedded_nats = EmbeddedNats(settings.data_dir)

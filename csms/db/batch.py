@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -45,6 +46,18 @@ _RETRYABLE = (
     asyncpg.SerializationError,
 )
 _REJECTED = (asyncpg.PostgresError, asyncpg.InternalClientError, ValueError, TypeError)
+
+
+# Inside a group commit's flush: False on a batch's first try, True when the batch is
+# written again because a unique key refused it (a resend in it). Writers whose rows may
+# be resent (csms/db/copy_new.py) copy plainly on the first try, and take their
+# conflict-safe path only after one. None outside a group commit.
+after_conflict: ContextVar[bool | None] = ContextVar("after_conflict", default=None)
+
+
+class RowsLost(Exception):
+    """Shutdown gave up on a batch: its callers are told, never answered as if stored."""
+
 
 # (writer, rows) pairs written in one transaction.
 _Batch = list[tuple["BatchWriter[Any]", list[Any]]]
@@ -124,6 +137,9 @@ class GroupCommit:
             self.in_flight = True
             try:
                 await self._commit([(w, s.rows) for w, s in taken])
+            except RowsLost as exc:
+                for _, segment in taken:
+                    segment.failed(exc)
             except Exception as exc:
                 # A bug of ours, not the database: callers get an error (the charger an
                 # InternalError, so it retries) instead of waiting forever.
@@ -141,15 +157,22 @@ class GroupCommit:
             if any(w._segments for w in self._writers):
                 self._wakeup.set()
 
-    async def _commit(self, batch: _Batch) -> None:
+    async def _commit(self, batch: _Batch, *, conflicted: bool = False) -> None:
         delay = 0.05
         deadline: float | None = None
         loop = asyncio.get_running_loop()
         while True:
+            token = after_conflict.set(conflicted)
             try:
                 async with self._pool.acquire() as connection, connection.transaction():
                     for writer, rows in batch:
                         await writer._flush(connection, rows)
+            except asyncpg.UniqueViolationError as exc:
+                if not conflicted:
+                    conflicted = True  # a resend in the batch: again, whole, conflict-safe
+                    continue
+                await self._isolate(batch, exc)
+                return
             except _RETRYABLE as exc:
                 for writer, _ in batch:
                     writer.failures += 1
@@ -160,7 +183,7 @@ class GroupCommit:
                             log.error(
                                 "db.rows_lost", writer=writer.name, rows=len(rows), error=str(exc)
                             )
-                        return
+                        raise RowsLost(str(exc)) from exc
                 log.warning(
                     "db.write_retry",
                     writer=",".join(w.name for w, _ in batch),
@@ -175,6 +198,8 @@ class GroupCommit:
             except _REJECTED as exc:
                 await self._isolate(batch, exc)
                 return
+            finally:
+                after_conflict.reset(token)
             self.commits += 1
             for writer, rows in batch:
                 writer.rows_written += len(rows)
@@ -186,7 +211,7 @@ class GroupCommit:
         # of its batch down with it: one transaction per writer, then one per row.
         if len(batch) > 1:
             for part in batch:
-                await self._commit([part])
+                await self._commit([part], conflicted=True)
             return
         writer, rows = batch[0]
         if len(rows) == 1:
@@ -194,7 +219,7 @@ class GroupCommit:
             return
         log.error("db.batch_rejected", writer=writer.name, rows=len(rows), error=str(exc))
         for row in rows:
-            await self._commit([(writer, [row])])
+            await self._commit([(writer, [row])], conflicted=True)
 
 
 def _count(taken: list[tuple[BatchWriter[Any], _Segment]]) -> int:

@@ -6,11 +6,15 @@ from datetime import datetime
 
 import asyncpg
 
+from csms.db.pool import Connection
 from csms.domain.authorization import IdTagRecord, canonical_id_tag
 
 
-async def find(pool: asyncpg.Pool, id_tag: str) -> IdTagRecord | None:
-    row = await pool.fetchrow(
+async def find(db: asyncpg.Pool | Connection, id_tag: str) -> IdTagRecord | None:
+    """The tag's record; on a connection inside a transaction, read in that transaction
+    (StartTransaction and StopTransaction look it up in their group commit: no commit of
+    its own)."""
+    row = await db.fetchrow(
         "SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag_key = $1",
         canonical_id_tag(id_tag),
     )

@@ -2,13 +2,14 @@
 
 A sampled value is stored once however often the charger sends it (a resend after a
 lost answer, across restarts and nodes): the unique key ``meter_values_sample_key``
-(migration 0006) and ``ON CONFLICT DO NOTHING``. COPY cannot skip conflicts, so a batch
-is copied into a session-local staging table and moved with one INSERT ... SELECT.
+(charger, timestamp and ``sample_hash``, migrations 0006 and 0009). A batch is copied
+straight in; one that holds a resend goes through ``copy_new``'s staging detour.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from hashlib import md5
 from typing import Any, NamedTuple
 
 from csms.db.copy_new import copy_new
@@ -35,7 +36,25 @@ class MeterValueRow(NamedTuple):
     extra: dict[str, Any] | None
 
 
-_COLUMNS = list(MeterValueRow._fields)
+_COLUMNS = [*MeterValueRow._fields, "sample_hash"]
+_NONE = "\x1e"  # a missing field (None), unlike an empty one
+
+
+def sample_hash(row: MeterValueRow) -> int:
+    """What identifies the value besides charger and timestamp, as the bigint of 0009."""
+    key = "\x1f".join(
+        (
+            str(row.connector_id),
+            row.measurand,
+            _NONE if row.phase is None else row.phase,
+            _NONE if row.location is None else row.location,
+            row.context,
+            row.format,
+            _NONE if row.unit is None else row.unit,
+            row.raw_value,
+        )
+    )
+    return int.from_bytes(md5(key.encode()).digest()[:8], "big", signed=True)
 
 
 async def flush_meter_values(connection: Connection, rows: list[MeterValueRow]) -> None:
@@ -55,4 +74,6 @@ async def insert_meter_values(connection: Connection, rows: list[MeterValueRow])
 
 
 async def _flush(connection: Connection, rows: list[MeterValueRow]) -> int:
-    return await copy_new(connection, "meter_values", _COLUMNS, rows)
+    # Hashed here, not kept on the row: a stop's transactionData changes the connector.
+    records = [(*row, sample_hash(row)) for row in rows]
+    return await copy_new(connection, "meter_values", _COLUMNS, records)

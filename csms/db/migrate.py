@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 
 import asyncpg
@@ -13,15 +14,16 @@ log = structlog.get_logger()
 _ADVISORY_LOCK_KEY = 0x0C5_0C5_16
 
 
-# Each package keeps its own numbered files; the core's run first. The bridge owns its
-# tables but shares the database and this one runner.
-MIGRATION_PACKAGES = (("csms.db", ""), ("smartcar_bridge", "bridge/"))
+# Each package keeps its own numbered files; the core's run first. A plug-in (csms/plugins.py)
+# owns its tables but shares the database and this one runner: its (package, version prefix)
+# pairs come in as ``extra``.
+MIGRATION_PACKAGES = (("csms.db", ""),)
 
 
-def available_migrations() -> list[tuple[str, str]]:
+def available_migrations(extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
     """Return ``(version, sql)`` for each bundled migration file, in order."""
     found: list[tuple[str, str]] = []
-    for package, prefix in MIGRATION_PACKAGES:
+    for package, prefix in (*MIGRATION_PACKAGES, *extra):
         folder = resources.files(package) / "migrations"
         # By name (one folder, so the order paths sort in): a Traversable need not be orderable.
         files = sorted(
@@ -33,7 +35,9 @@ def available_migrations() -> list[tuple[str, str]]:
     return found
 
 
-async def migrate(connection: asyncpg.Connection) -> list[str]:
+async def migrate(
+    connection: asyncpg.Connection, extra: Sequence[tuple[str, str]] = ()
+) -> list[str]:
     """Apply the migrations not yet applied; return the versions applied now."""
     applied_now: list[str] = []
     # Session-level lock: a second process waits here until the first has finished.
@@ -47,7 +51,7 @@ async def migrate(connection: asyncpg.Connection) -> list[str]:
         done = {
             r["version"] for r in await connection.fetch("SELECT version FROM schema_migrations")
         }
-        for version, sql in available_migrations():
+        for version, sql in available_migrations(extra):
             if version in done:
                 continue
             async with connection.transaction():

@@ -1,12 +1,12 @@
 """Read queries for transactions: filtered keyset pages and one transaction in full.
 
-Filters by VIN or account and the plug-and-charge details read the bridge's
-``charging_sessions`` when that table exists (its migrations may not have run in a
-deployment that never enabled the bridge).
+A plug-in's filters (``csms.plugins.TransactionParameter``) come in as SQL conditions on
+``t`` that bind their own values; this module knows none of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,15 +36,11 @@ _TRANSACTION = """
 class TransactionFilter:
     charge_point_id: str | None = None
     id_tag: str | None = None
-    vin: str | None = None
-    account_id: int | None = None
     active: bool | None = None
     start_from: datetime | None = None
     start_to: datetime | None = None
-
-
-async def has_bridge_tables(pool: asyncpg.Pool) -> bool:
-    return bool(await pool.fetchval("SELECT to_regclass('charging_sessions') IS NOT NULL"))
+    # Plug-ins' conditions: each gets the binder and returns a condition on ``t``.
+    extra: Sequence[Callable[[Callable[[Any], str]], str]] = ()
 
 
 async def transactions(
@@ -73,17 +69,7 @@ async def transactions(
         conditions.append(f"t.start_timestamp >= {bind(where.start_from)}")
     if where.start_to is not None:
         conditions.append(f"t.start_timestamp < {bind(where.start_to)}")
-    if where.vin is not None or where.account_id is not None:
-        if not await has_bridge_tables(pool):
-            return []
-        session = ["s.transaction_id = t.id"]
-        if where.vin is not None:
-            session.append(f"s.vin = {bind(where.vin.upper())}")
-        if where.account_id is not None:
-            session.append(f"s.account_id = {bind(where.account_id)}")
-        conditions.append(
-            f"EXISTS (SELECT 1 FROM charging_sessions s WHERE {' AND '.join(session)})"
-        )
+    conditions.extend(condition(bind) for condition in where.extra)
     if after is not None:
         conditions.append(f"(t.start_timestamp, t.id) < ({bind(after[0])}, {bind(after[1])})")
     sql = _TRANSACTION
@@ -94,7 +80,7 @@ async def transactions(
 
 
 async def transaction(pool: asyncpg.Pool, transaction_id: int) -> dict[str, Any] | None:
-    """One transaction with its meter values and, where the bridge ran, its session."""
+    """One transaction with its meter values (a plug-in's record of it is added by the route)."""
     row = await pool.fetchrow(_TRANSACTION + " WHERE t.id = $1", transaction_id)
     if row is None:
         return None
@@ -110,31 +96,4 @@ async def transaction(pool: asyncpg.Pool, transaction_id: int) -> dict[str, Any]
             found["charge_point_id"],
         )
     ]
-    found["session"] = await _session(pool, transaction_id)
     return found
-
-
-async def _session(pool: asyncpg.Pool, transaction_id: int) -> dict[str, Any] | None:
-    if not await has_bridge_tables(pool):
-        return None
-    row = await pool.fetchrow(
-        """SELECT id, vehicle_id, account_id, vin, state, target_soc_percent,
-                  start_soc_percent, end_soc_percent, battery_capacity_wh, stop_reason,
-                  grid_energy_wh, battery_energy_wh, efficiency, reconciliation_flags,
-                  bill_energy_wh, bill_basis, bill_amount, tariff_per_kwh, currency,
-                  created_at, ended_at
-           FROM charging_sessions WHERE transaction_id = $1""",
-        transaction_id,
-    )
-    if row is None:
-        return None
-    session = dict(row)
-    session["soc_samples"] = [
-        dict(r)
-        for r in await pool.fetch(
-            """SELECT sampled_at, soc_percent, charge_state, source FROM soc_samples
-               WHERE session_id = $1 ORDER BY sampled_at, id""",
-            session["id"],
-        )
-    ]
-    return session

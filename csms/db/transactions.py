@@ -1,5 +1,13 @@
 """SQL for transactions: idempotent start, stop, orphan stops, active lookups, and the
-transactions the central system closes itself (superseded or stale)."""
+transactions the central system closes itself (superseded or stale).
+
+StartTransaction and StopTransaction are written by the group commit (``csms.db.batch``)
+with the other hot writes: ``flush_starts`` and ``flush_stops`` run inside the shared
+transaction and leave each request's outcome on it, read by the handler once the
+transaction committed (answer only what is stored). A flush may run more than once for
+one request (a retried or split batch): each run starts by forgetting the outcome of
+the last, so an outcome never outlives the transaction that produced it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,12 @@ from typing import Any
 
 import asyncpg
 
+from csms.db import id_tags
+from csms.db.meter_values import MeterValueRow, insert_meter_values
 from csms.db.pool import Connection
+from csms.domain.authorization import id_tag_info
+
+Db = asyncpg.Pool | Connection
 
 
 @dataclass(slots=True, frozen=True)
@@ -17,7 +30,6 @@ class StartRow:
     charge_point_id: str
     connector_id: int
     id_tag: str
-    id_tag_status: str
     reservation_id: int | None
     meter_start_wh: int
     start_timestamp: datetime
@@ -26,12 +38,12 @@ class StartRow:
     extra: dict[str, Any] | None
 
 
-async def start(pool: asyncpg.Pool, row: StartRow) -> tuple[int, bool]:
+async def start(db: Db, row: StartRow, id_tag_status: str) -> tuple[int, bool]:
     """Insert the transaction, or find the one this retransmission already created.
 
     Returns ``(transaction_id, created)``.
     """
-    record = await pool.fetchrow(
+    record = await db.fetchrow(
         """INSERT INTO transactions (charge_point_id, connector_id, id_tag, id_tag_status,
                reservation_id, meter_start_wh, start_timestamp, start_received_at,
                clock_suspect, start_extra)
@@ -42,7 +54,7 @@ async def start(pool: asyncpg.Pool, row: StartRow) -> tuple[int, bool]:
         row.charge_point_id,
         row.connector_id,
         row.id_tag,
-        row.id_tag_status,
+        id_tag_status,
         row.reservation_id,
         row.meter_start_wh,
         row.start_timestamp,
@@ -166,7 +178,7 @@ class ClosedTransaction:
 
 
 async def close_stale(
-    pool: asyncpg.Pool,
+    db: Db,
     charge_point_id: str,
     connector_id: int,
     now: datetime,
@@ -182,7 +194,7 @@ async def close_stale(
     or those whose start arrived before ``started_before`` (the charger's last boot). The
     meter stop is the last energy register reading known by timestamp, else the start.
     """
-    rows = await pool.fetch(
+    rows = await db.fetch(
         """WITH stale AS (
                SELECT id FROM transactions
                WHERE charge_point_id = $1 AND connector_id = $2 AND stop_received_at IS NULL
@@ -236,6 +248,23 @@ async def active_by_connector(pool: asyncpg.Pool, charge_point_id: str) -> dict[
     return {r["connector_id"]: r["id"] for r in rows}
 
 
+async def active_by_connector_of_many(
+    pool: asyncpg.Pool, charge_point_ids: list[str]
+) -> dict[str, dict[int, int]]:
+    """``active_by_connector`` for many chargers in one query (a reconnecting fleet)."""
+    rows = await pool.fetch(
+        """SELECT DISTINCT ON (charge_point_id, connector_id) charge_point_id, connector_id, id
+           FROM transactions
+           WHERE charge_point_id = ANY($1::text[]) AND stop_received_at IS NULL
+           ORDER BY charge_point_id, connector_id, start_timestamp DESC""",
+        charge_point_ids,
+    )
+    found: dict[str, dict[int, int]] = {charge_point_id: {} for charge_point_id in charge_point_ids}
+    for row in rows:
+        found[row["charge_point_id"]][row["connector_id"]] = row["id"]
+    return found
+
+
 async def stop_of(pool: asyncpg.Pool, transaction_id: int) -> asyncpg.Record | None:
     """The stop of a transaction (meter_stop_wh, stop_reason, stop_received_at,
     closed_by_central_system, superseded_by), if received or closed by us.
@@ -263,3 +292,98 @@ async def started_with(
         id_tag,
         since,
     )
+
+
+@dataclass(slots=True, frozen=True)
+class StartOutcome:
+    transaction_id: int
+    created: bool  # False: a retransmission of a start already stored
+    id_tag_info: dict[str, Any]
+    superseded: list[ClosedTransaction]  # open ones on the connector this start closed
+
+
+@dataclass(slots=True)
+class StartRequest:
+    """A StartTransaction for the group commit; ``outcome`` is set once it is stored."""
+
+    row: StartRow
+    outcome: StartOutcome | None = None
+
+
+async def flush_starts(connection: Connection, requests: list[StartRequest]) -> None:
+    """Store StartTransactions (the group commit's flush, inside its transaction).
+
+    Per request: the id tag is judged in the transaction, the start is inserted (or the
+    stored one found), and a new one closes what the charger left open on its connector.
+    """
+    for request in requests:
+        request.outcome = None
+    for request in requests:
+        row = request.row
+        info = id_tag_info(await id_tags.find(connection, row.id_tag), row.received_at)
+        transaction_id, created = await start(connection, row, info["status"])
+        superseded = []
+        if created:
+            superseded = await close_stale(
+                connection,
+                row.charge_point_id,
+                row.connector_id,
+                row.received_at,
+                superseded_by=transaction_id,
+                # A charger without a clock cannot say which came first: arrival decides.
+                started_not_after=None if row.clock_suspect else row.start_timestamp,
+            )
+        request.outcome = StartOutcome(transaction_id, created, info, superseded)
+
+
+@dataclass(slots=True, frozen=True)
+class StopOutcome:
+    connector_id: int | None
+    meter_start_wh: int | None  # None: a transaction we never issued, or a resent stop
+    already_stopped: bool
+    closed_by_central_system: bool
+    id_tag_info: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class StopRequest:
+    """A StopTransaction and its transactionData for the group commit."""
+
+    row: StopRow
+    sampled: list[MeterValueRow]
+    outcome: StopOutcome | None = None
+
+
+async def flush_stops(connection: Connection, requests: list[StopRequest]) -> None:
+    """Store StopTransactions (the group commit's flush, inside its transaction).
+
+    The stop and its transactionData commit together, so a retransmitted stop (answer
+    lost) neither loses nor doubles the session's meter values.
+    """
+    for request in requests:
+        request.outcome = None
+    for request in requests:
+        row = request.row
+        info = None
+        if row.id_tag:
+            info = id_tag_info(await id_tags.find(connection, row.id_tag), row.received_at)
+        target = await lock_for_stop(connection, row.charge_point_id, row.transaction_id)
+        sampled = request.sampled
+        if target is None:
+            await record_orphan_stop(connection, row)
+            outcome = StopOutcome(None, None, False, False, info)
+        elif target.charger_stopped:
+            request.outcome = StopOutcome(
+                target.connector_id, None, True, target.closed_by_central_system, info
+            )
+            continue
+        else:
+            meter_start = await stop(connection, row)
+            outcome = StopOutcome(
+                target.connector_id, meter_start, False, target.closed_by_central_system, info
+            )
+            # transactionData belongs to its transaction's connector, whatever came since.
+            sampled = [r._replace(connector_id=target.connector_id) for r in sampled]
+        if sampled:
+            await insert_meter_values(connection, sampled)
+        request.outcome = outcome

@@ -8,8 +8,9 @@ cheap, survives proxies that buffer, and needs no reconnection logic.
 
 Everything shown is read from the database (``csms/db/fleet.py``), so the counts, the
 filters and the pages agree with each other for thousands of chargers; the only live state
-kept here is ``DashboardFeed``, the last events from the bus. Sections the core does not
-own (the bridge's outcomes) are handed in as ``SummarySection`` callables.
+kept here is ``DashboardFeed``, the last events from the bus. What the core does not own
+(a plug-in's counts) comes in as ``csms.plugins.DashboardPanel``s: each adds its section
+under its name and the cards the page draws (the page knows a card's shape, nothing more).
 """
 
 from __future__ import annotations
@@ -36,15 +37,15 @@ from csms.http.problems import problem
 from csms.http.schemas import DashboardSummary, FleetPage, errors
 
 if TYPE_CHECKING:
-    from csms.app import CentralSystem
+    import asyncpg
+
+    from csms.plugins import DashboardPanel
+    from csms.ports import PresencePort
 
 log = structlog.get_logger()
 
 STATIC = Path(__file__).parent / "static"
 RECENT_EVENTS = 50
-
-# A summary section: given the start of "today", a JSON-ready dict (e.g. bridge outcomes).
-SummarySection = Callable[[datetime], Awaitable[dict[str, Any]]]
 
 
 class DashboardFeed:
@@ -166,16 +167,20 @@ def _start_of_today() -> datetime:
 
 
 def create_api_router(
-    system: CentralSystem, sections: Mapping[str, SummarySection] | None = None
+    pool: asyncpg.Pool,
+    presence: PresencePort,
+    clock: Callable[[], datetime],
+    feed: DashboardFeed | None,
+    panels: Mapping[str, DashboardPanel] | None = None,
 ) -> APIRouter:
     """``/api/dashboard/summary`` and ``/api/dashboard/chargers``, under the token guard."""
     router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
-    extra = dict(sections or {})
+    extra = dict(panels or {})
     cache = SummaryCache()
     no_store = {"Cache-Control": "no-store"}
 
-    def presence() -> dict[str, Any]:
-        return {"node_id": system.node_id, "live": list(system.ocpp.connections)}
+    def live() -> dict[str, Any]:
+        return {"node_id": presence.node_id, "live": presence.held_here()}
 
     @router.get(
         "/summary",
@@ -185,7 +190,8 @@ def create_api_router(
         description=(
             "Chargers by connection, registration and state; connectors by status (those "
             "of offline chargers as Offline); open transactions; the energy of transactions "
-            "started since `since`; the bridge's outcomes since then; recent events."
+            "started since `since`; recent events; and each plug-in's section (the "
+            "bridge's outcomes since `since`, when it runs) with its `cards`."
         ),
     )
     async def summary(
@@ -200,15 +206,17 @@ def create_api_router(
         since = since or _start_of_today()
 
         async def read() -> dict[str, Any]:
-            body = await fleet.summary(system.pool, **presence(), since=since)
-            body["bridge"] = None
-            for name, section in extra.items():
-                body[name] = await section(since)
+            body = await fleet.summary(pool, **live(), since=since)
+            cards: list[dict[str, Any]] = []
+            for name, panel in extra.items():
+                section = body[name] = await panel.read(since)
+                cards += panel.cards(section)
             body.update(
-                generated_at=system.clock(),
+                cards=cards,
+                generated_at=clock(),
                 since=since,
-                node_id=system.node_id,
-                events=system.dashboard_feed.recent_entries() if system.dashboard_feed else [],
+                node_id=presence.node_id,
+                events=feed.recent_entries() if feed is not None else [],
             )
             return jsonable(body)
 
@@ -240,9 +248,9 @@ def create_api_router(
         except (InvalidCursor, IndexError):
             return problem(422, "Invalid request", "invalid value for cursor", field="cursor")
         total, rows = await fleet.chargers(
-            system.pool,
+            pool,
             fleet.ChargerFilter(search=search or None, state=state),
-            **presence(),
+            **live(),
             after_id=after,
             limit=limit,
         )

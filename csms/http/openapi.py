@@ -19,7 +19,8 @@ from csms.http.problems import PROBLEM_JSON
 from csms.http.schemas import ERROR_DESCRIPTIONS, Problem, RegistrationIn, ValidationProblem
 
 DESCRIPTION = """\
-Operator API of the OCPP 1.6J central system and its Smartcar bridge.
+Operator API of the OCPP 1.6J central system, with the routes of its plug-ins (the Smartcar
+bridge's, tagged `bridge`, when it runs).
 
 Everything under `/api/` needs an operator token (`csms token create NAME`), sent as
 `Authorization: Bearer <token>`. Errors are RFC 9457 problem documents

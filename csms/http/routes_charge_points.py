@@ -21,7 +21,9 @@ from csms.http.schemas import (
 )
 
 if TYPE_CHECKING:
-    from csms.app import CentralSystem
+    import asyncpg
+
+    from csms.ports import PresencePort, Registrations
 
 log = structlog.get_logger()
 
@@ -30,11 +32,13 @@ def _unknown(charge_point_id: str) -> JSONResponse:
     return problem(404, "Unknown charge point", f"{charge_point_id!r} was never seen")
 
 
-def create_router(system: CentralSystem) -> APIRouter:
+def create_router(
+    pool: asyncpg.Pool, presence: PresencePort, registrations: Registrations
+) -> APIRouter:
     router = APIRouter(prefix="/api/charge-points", tags=["charge points"])
 
-    def presence() -> dict[str, Any]:
-        return {"node_id": system.node_id, "live": list(system.ocpp.connections)}
+    def live() -> dict[str, Any]:
+        return {"node_id": presence.node_id, "live": presence.held_here()}
 
     @router.get(
         "",
@@ -55,8 +59,8 @@ def create_router(system: CentralSystem) -> APIRouter:
         except (InvalidCursor, IndexError):
             return problem(422, "Invalid request", "invalid value for cursor", field="cursor")
         rows = await listings.charge_points(
-            system.pool,
-            **presence(),
+            pool,
+            **live(),
             connected=connected,
             status=status,
             vendor=vendor,
@@ -73,7 +77,7 @@ def create_router(system: CentralSystem) -> APIRouter:
         summary="One charger: boot details, presence, connectors, open transactions",
     )
     async def get_charge_point(charge_point_id: str) -> JSONResponse:
-        found = await listings.charge_point(system.pool, charge_point_id, **presence())
+        found = await listings.charge_point(pool, charge_point_id, **live())
         if found is None:
             return _unknown(charge_point_id)
         return JSONResponse(jsonable(found))
@@ -94,16 +98,16 @@ def create_router(system: CentralSystem) -> APIRouter:
             before = int(decode_cursor("sh", cursor)[0]) if cursor else None
         except (InvalidCursor, IndexError, TypeError, ValueError):
             return problem(422, "Invalid request", "invalid value for cursor", field="cursor")
-        if await charge_points.fetch_registration(system.pool, charge_point_id) is None:
+        if await charge_points.fetch_registration(pool, charge_point_id) is None:
             return _unknown(charge_point_id)
         rows = await listings.status_history(
-            system.pool, charge_point_id, connector_id=connector_id, before_id=before, limit=limit
+            pool, charge_point_id, connector_id=connector_id, before_id=before, limit=limit
         )
         next_cursor = encode_cursor("sh", rows[-1]["id"]) if len(rows) == limit else None
         return JSONResponse({"items": jsonable(rows), "next_cursor": next_cursor})
 
     async def decide(request: Request, charge_point_id: str, status: str) -> JSONResponse:
-        if not await system.set_registration(charge_point_id, status):
+        if not await registrations.set(charge_point_id, status):
             return _unknown(charge_point_id)
         log.info(
             "http.registration_decided",
@@ -139,17 +143,15 @@ def create_router(system: CentralSystem) -> APIRouter:
         summary="Forget a charger that is not connected",
     )
     async def delete(request: Request, charge_point_id: str) -> Response:
-        if system.ocpp.find(charge_point_id) is not None:
+        if presence.connected_anywhere(charge_point_id):
             return _connected(charge_point_id)
-        outcome = await operator_actions.delete_charge_point(
-            system.pool, charge_point_id, **presence()
-        )
+        outcome = await operator_actions.delete_charge_point(pool, charge_point_id, **live())
         if outcome == "unknown":
             return _unknown(charge_point_id)
         if outcome == "connected":
             return _connected(charge_point_id)
-        # Forget the cached decision too: if it comes back it is an unknown charger again.
-        system.services.registrations.pop(charge_point_id, None)
+        # Forget the cached decision too (every node's): if it comes back it is unknown again.
+        registrations.forget(charge_point_id)
         log.info(
             "http.charge_point_deleted",
             charge_point_id=charge_point_id,

@@ -17,7 +17,7 @@ from csms.http.schemas import COMMAND_ERRORS, CommandAnswer, errors
 from csms.ocpp16.errors import CommandError, InvalidCommand
 
 if TYPE_CHECKING:
-    from csms.app import CentralSystem
+    from csms.ports import CommandPort
 
 # ChangeConfiguration key (compared case-insensitively: chargers do) -> its own route.
 SECURITY_KEY_ROUTES = {
@@ -35,7 +35,7 @@ def security_key_route(charge_point_id: str, action: str, payload: dict[str, Any
     return route.format(charge_point_id=charge_point_id) if route else None
 
 
-def create_router(system: CentralSystem) -> APIRouter:
+def create_router(commands: CommandPort) -> APIRouter:
     router = APIRouter()
 
     @router.post(
@@ -70,7 +70,7 @@ def create_router(system: CentralSystem) -> APIRouter:
                     field="key",
                     route=route,
                 )
-            response = await system.commands.send(charge_point_id, action, payload, timeout=timeout)
+            response = await commands.send(charge_point_id, action, payload, timeout=timeout)
         except CommandError as exc:
             return command_problem(exc)
         return JSONResponse(response)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -18,7 +19,9 @@ from csms.http.schemas import COMMAND_ERRORS, IdTag, IdTagPage, LocalListOut, er
 from csms.ocpp16.errors import CallErrorReceived, CommandError
 
 if TYPE_CHECKING:
-    from csms.app import CentralSystem
+    import asyncpg
+
+    from csms.ports import CommandPort
 
 log = structlog.get_logger()
 
@@ -61,7 +64,9 @@ def _unknown(id_tag: str) -> JSONResponse:
     return problem(404, "Unknown id tag", f"{id_tag!r} is not on the authorisation list")
 
 
-def create_router(system: CentralSystem) -> APIRouter:
+def create_router(
+    pool: asyncpg.Pool, commands: CommandPort, clock: Callable[[], datetime]
+) -> APIRouter:
     router = APIRouter(tags=["id tags"])
 
     @router.get(
@@ -79,8 +84,8 @@ def create_router(system: CentralSystem) -> APIRouter:
             after = str(decode_cursor("tag", cursor)[0]) if cursor else None
         except (InvalidCursor, IndexError):
             return problem(422, "Invalid request", "invalid value for cursor", field="cursor")
-        rows = await listings.id_tags(system.pool, status=status, after_key=after, limit=limit)
-        now = system.clock()
+        rows = await listings.id_tags(pool, status=status, after_key=after, limit=limit)
+        now = clock()
         next_cursor = encode_cursor("tag", rows[-1]["id_tag_key"]) if len(rows) == limit else None
         return JSONResponse({"items": [_tag(r, now) for r in rows], "next_cursor": next_cursor})
 
@@ -94,13 +99,13 @@ def create_router(system: CentralSystem) -> APIRouter:
     async def create_id_tag(request: Request, body: IdTagIn) -> JSONResponse:
         try:
             row = await operator_actions.create_id_tag(
-                system.pool, body.id_tag, body.status, body.expiry_date, body.parent_id_tag
+                pool, body.id_tag, body.status, body.expiry_date, body.parent_id_tag
             )
         except operator_actions.IdTagExists:
             detail = f"{body.id_tag!r} (or the same UID written differently) is already listed"
             return problem(409, "Id tag exists", detail)
         _log_change(request, "created", row)
-        return JSONResponse(_tag(row, system.clock()), status_code=201)
+        return JSONResponse(_tag(row, clock()), status_code=201)
 
     @router.post(
         "/api/id-tags/{id_tag}/block",
@@ -109,11 +114,11 @@ def create_router(system: CentralSystem) -> APIRouter:
         summary="Block an id tag",
     )
     async def block(request: Request, id_tag: str) -> JSONResponse:
-        row = await operator_actions.set_id_tag_status(system.pool, id_tag, "Blocked")
+        row = await operator_actions.set_id_tag_status(pool, id_tag, "Blocked")
         if row is None:
             return _unknown(id_tag)
         _log_change(request, "blocked", row)
-        return JSONResponse(_tag(row, system.clock()))
+        return JSONResponse(_tag(row, clock()))
 
     @router.post(
         "/api/id-tags/{id_tag}/unblock",
@@ -123,11 +128,11 @@ def create_router(system: CentralSystem) -> APIRouter:
     )
     async def unblock(request: Request, id_tag: str) -> JSONResponse:
         # Back to Accepted; an expiry date stays (expired tags are refused by their date).
-        row = await operator_actions.set_id_tag_status(system.pool, id_tag, "Accepted")
+        row = await operator_actions.set_id_tag_status(pool, id_tag, "Accepted")
         if row is None:
             return _unknown(id_tag)
         _log_change(request, "unblocked", row)
-        return JSONResponse(_tag(row, system.clock()))
+        return JSONResponse(_tag(row, clock()))
 
     @router.post(
         "/api/id-tags/{id_tag}/expire",
@@ -140,9 +145,9 @@ def create_router(system: CentralSystem) -> APIRouter:
         id_tag: str,
         body: ExpireIn | None = Body(default=None),  # noqa: B008
     ) -> JSONResponse:
-        now = system.clock()
+        now = clock()
         at = body.expiry_date if body is not None and body.expiry_date is not None else now
-        row = await operator_actions.set_id_tag_expiry(system.pool, id_tag, at)
+        row = await operator_actions.set_id_tag_expiry(pool, id_tag, at)
         if row is None:
             return _unknown(id_tag)
         _log_change(request, "expired", row)
@@ -155,14 +160,14 @@ def create_router(system: CentralSystem) -> APIRouter:
         summary="Remove an id tag from the authorisation list",
     )
     async def delete(request: Request, id_tag: str) -> Response:
-        if not await operator_actions.delete_id_tag(system.pool, id_tag):
+        if not await operator_actions.delete_id_tag(pool, id_tag):
             return _unknown(id_tag)
         _log_change(request, "deleted", {"id_tag": id_tag})
         return Response(status_code=204)
 
     async def _charger_list_version(charge_point_id: str, timeout: float | None) -> int | None:
         try:
-            answer = await system.commands.send(
+            answer = await commands.send(
                 charge_point_id, "GetLocalListVersion", {}, timeout=timeout
             )
         except CallErrorReceived:
@@ -181,9 +186,9 @@ def create_router(system: CentralSystem) -> APIRouter:
         charge_point_id: str,
         timeout: float | None = Query(default=None, gt=0, le=600),
     ) -> JSONResponse:
-        now = system.clock()
+        now = clock()
         entries, skipped = [], []
-        for row in await operator_actions.local_list_entries(system.pool):
+        for row in await operator_actions.local_list_entries(pool):
             tag = row["id_tag"]
             if len(tag) > OCPP_ID_TOKEN_MAX:
                 skipped.append(tag)
@@ -193,7 +198,7 @@ def create_router(system: CentralSystem) -> APIRouter:
         try:
             # The version continues from the charger's own (1.6 §5.10), not from 1.
             version = await operator_actions.next_local_list_version(
-                system.pool, charge_point_id, await _charger_list_version(charge_point_id, timeout)
+                pool, charge_point_id, await _charger_list_version(charge_point_id, timeout)
             )
             # OCPP 1.6 §5.15: a Full update replaces the charger's list with exactly this one.
             payload = {
@@ -201,14 +206,12 @@ def create_router(system: CentralSystem) -> APIRouter:
                 "updateType": "Full",
                 "localAuthorizationList": entries,
             }
-            answer = await system.commands.send(
-                charge_point_id, "SendLocalList", payload, timeout=timeout
-            )
+            answer = await commands.send(charge_point_id, "SendLocalList", payload, timeout=timeout)
         except CommandError as exc:
             return command_problem(exc)
         status = str(answer.get("status"))
         await operator_actions.record_local_list_push(
-            system.pool, charge_point_id, version, len(entries), status, now
+            pool, charge_point_id, version, len(entries), status, now
         )
         log.info(
             "http.local_list_sent",

@@ -6,6 +6,7 @@ database answers and the OCPP listener accepts connections, else 503 naming what
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Response
@@ -15,16 +16,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from csms.http.schemas import Readiness
 
 if TYPE_CHECKING:
-    from csms.app import CentralSystem
+    from csms.metrics import Metrics
+
+Health = Callable[[], Awaitable[dict[str, bool]]]
 
 
-def create_router(system: CentralSystem) -> APIRouter:
+def create_router(metrics: Metrics, health: Health) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        await system.metrics.refresh()
-        body = generate_latest(system.metrics.registry)
+    async def scrape() -> Response:
+        await metrics.refresh()
+        body = generate_latest(metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @router.get(
@@ -34,7 +37,7 @@ def create_router(system: CentralSystem) -> APIRouter:
         summary="Readiness for a load balancer: database and OCPP listener",
     )
     async def readyz() -> JSONResponse:
-        checks = await system.health()
+        checks = await health()
         failed = [name for name, ok in checks.items() if not ok]
         status = 503 if failed else 200
         body = {"status": "unavailable" if failed else "ready", "checks": checks, "failed": failed}

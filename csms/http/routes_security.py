@@ -21,10 +21,15 @@ from csms.security.profiles import DowngradeRefused
 from csms.security.rotation import ChargerRefused, UnknownChargePoint
 
 if TYPE_CHECKING:
-    from csms.app import CentralSystem
+    import asyncpg
+
+    from csms.security.service import SecurityService
 
 
-def create_router(system: CentralSystem) -> APIRouter:
+def create_router(
+    pool: asyncpg.Pool, security: SecurityService, unknown_chargers: str
+) -> APIRouter:
+    """``unknown_chargers``: the site policy, the registration of a provisioned charger."""
     router = APIRouter(prefix="/api/charge-points/{charge_point_id}", tags=["security"])
 
     @router.get(
@@ -34,7 +39,7 @@ def create_router(system: CentralSystem) -> APIRouter:
         summary="A charger's security profile and password state",
     )
     async def security_status(charge_point_id: str) -> JSONResponse:
-        status = await system.security.status(charge_point_id)
+        status = await security.status(charge_point_id)
         if status is None:
             return _problem(404, "Unknown charge point", f"{charge_point_id!r} was never seen")
         return JSONResponse(status)
@@ -50,10 +55,10 @@ def create_router(system: CentralSystem) -> APIRouter:
         charge_point_id: str,
         body: dict[str, Any] = Body(default_factory=dict),  # noqa: B008
     ) -> JSONResponse:
-        flows = system.security.flows
+        flows = security.flows
         try:
             if body.get("provision"):
-                initial = registration.initial_status(system.settings.unknown_chargers)
+                initial = registration.initial_status(unknown_chargers)
                 password = await flows.provision_password(charge_point_id, initial)
                 applied = "stored; enter it as the charger's AuthorizationKey"
             else:
@@ -80,7 +85,7 @@ def create_router(system: CentralSystem) -> APIRouter:
         if type(profile) is not int or not 0 <= profile <= 3:
             return _problem(422, "Invalid profile", "profile must be 0, 1, 2 or 3")
         try:
-            change = await system.security.flows.set_profile(charge_point_id, profile)
+            change = await security.flows.set_profile(charge_point_id, profile)
         except _MAPPED as exc:
             return _error(exc)
         answer: dict[str, Any] = {
@@ -101,7 +106,7 @@ def create_router(system: CentralSystem) -> APIRouter:
     async def security_events(
         charge_point_id: str, limit: int = Query(default=100, ge=1, le=1000)
     ) -> JSONResponse:
-        rows = await db.fetch_security_events(system.pool, charge_point_id, limit)
+        rows = await db.fetch_security_events(pool, charge_point_id, limit)
         events = [
             {
                 "type": r["type"],

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from csms.db import transaction_listings
@@ -19,10 +20,11 @@ from csms.http.paging import (
 )
 from csms.http.problems import problem
 from csms.http.schemas import TransactionDetail, TransactionPage, errors
-from csms.log import mask_vin
 
 if TYPE_CHECKING:
-    from csms.app import CentralSystem
+    import asyncpg
+
+    from csms.plugins import TransactionLink, TransactionParameter
 
 
 def _energy_wh(row: dict[str, Any]) -> int | None:
@@ -48,8 +50,21 @@ def _aware(name: str, value: datetime | None) -> JSONResponse | None:
     return None
 
 
-def create_router(system: CentralSystem) -> APIRouter:
+def _openapi_parameter(parameter: TransactionParameter) -> dict[str, Any]:
+    return {
+        "name": parameter.name,
+        "in": "query",
+        "required": False,
+        "description": parameter.description,
+        "schema": dict(parameter.schema),
+    }
+
+
+def create_router(pool: asyncpg.Pool, links: Sequence[TransactionLink] = ()) -> APIRouter:
+    """``links``: the plug-ins' filters and per-transaction records (csms/plugins.py)."""
     router = APIRouter(prefix="/api/transactions", tags=["transactions"])
+    parameters = [parameter for link in links for parameter in link.parameters]
+    details = [link.detail for link in links if link.detail is not None]
 
     @router.get(
         "",
@@ -57,15 +72,15 @@ def create_router(system: CentralSystem) -> APIRouter:
         responses=errors(422),
         summary="Transactions, newest first, filtered",
         description=(
-            "`from`/`to` bound the start time and need a time zone; `vin` and `account_id` "
-            "match the bridge's plug-and-charge sessions."
+            "`from`/`to` bound the start time and need a time zone; the other filters "
+            "are added by plug-ins (the Smartcar bridge: `vin`, `account_id`)."
         ),
+        openapi_extra={"parameters": [_openapi_parameter(p) for p in parameters]},
     )
     async def list_transactions(
+        request: Request,
         charge_point_id: str | None = None,
         id_tag: str | None = None,
-        vin: str | None = Query(default=None, min_length=1, max_length=32),
-        account_id: int | None = None,
         active: bool | None = None,
         start_from: datetime | None = Query(default=None, alias="from"),  # noqa: B008
         start_to: datetime | None = Query(default=None, alias="to"),  # noqa: B008
@@ -81,16 +96,26 @@ def create_router(system: CentralSystem) -> APIRouter:
             return problem(
                 422, "Invalid request", f"invalid value for cursor: {exc}", field="cursor"
             )
+        extra = []
+        for parameter in parameters:
+            text = request.query_params.get(parameter.name)
+            if text is None:
+                continue
+            try:
+                value = parameter.parse(text)
+            except ValueError as exc:
+                detail = f"invalid value for {parameter.name}: {exc}"
+                return problem(422, "Invalid request", detail, field=parameter.name)
+            extra.append(_condition(parameter, value))
         where = TransactionFilter(
             charge_point_id=charge_point_id,
             id_tag=id_tag,
-            vin=vin,
-            account_id=account_id,
             active=active,
             start_from=start_from,
             start_to=start_to,
+            extra=extra,
         )
-        rows = await transaction_listings.transactions(system.pool, where, after=after, limit=limit)
+        rows = await transaction_listings.transactions(pool, where, after=after, limit=limit)
         next_cursor = None
         if len(rows) == limit:
             last = rows[-1]
@@ -104,12 +129,20 @@ def create_router(system: CentralSystem) -> APIRouter:
         summary="One transaction with its meter values and plug-and-charge session",
     )
     async def get_transaction(transaction_id: int) -> JSONResponse:
-        found = await transaction_listings.transaction(system.pool, transaction_id)
+        found = await transaction_listings.transaction(pool, transaction_id)
         if found is None:
             detail = f"transaction {transaction_id} does not exist"
             return problem(404, "Unknown transaction", detail)
-        if found["session"] is not None:
-            found["session"]["vin"] = mask_vin(found["session"]["vin"])
+        session = None
+        for read in details:  # the first plug-in that keeps a record of it
+            if (session := await read(pool, transaction_id)) is not None:
+                break
+        found["session"] = session
         return JSONResponse(_item(found))
 
     return router
+
+
+def _condition(parameter: TransactionParameter, value: Any) -> Any:
+    # Bound here, not in the loop, so each condition keeps its own value.
+    return lambda bind: parameter.condition(value, bind)

@@ -176,7 +176,8 @@ class MeterValue(_Open):
 class TransactionDetail(Transaction):
     meter_values: list[MeterValue]
     session: dict[str, Any] | None = Field(
-        description="the plug-and-charge session (VIN masked), when the bridge ran it"
+        description="a plug-in's record of this transaction (the Smartcar bridge: its "
+        "plug-and-charge session, VIN masked), when there is one"
     )
 
 
@@ -277,6 +278,13 @@ class OpenTransaction(_Open):
     charger_connected: bool = Field(description="false: open in our books, state unknown")
 
 
+class DashboardCard(_Open):
+    id: str
+    label: str
+    value: str
+    note: str | None = None
+
+
 class DashboardSummary(_Open):
     generated_at: datetime
     since: datetime
@@ -287,8 +295,9 @@ class DashboardSummary(_Open):
     )
     transactions: TransactionCounts
     open_transactions: list[OpenTransaction] = Field(description="the newest 20, newest first")
-    bridge: dict[str, Any] | None = Field(
-        description="plug-and-charge outcomes since `since`; null when the bridge is off"
+    cards: list[DashboardCard] = Field(
+        description="cards the plug-ins add to the page; each plug-in's own section is "
+        "under its name (`bridge`: plug-and-charge outcomes since `since`, when it runs)"
     )
     events: list[dict[str, Any]] = Field(description="the latest domain events, newest first")
 

@@ -14,7 +14,9 @@ Raises the ``csms.ocpp16.errors.CommandError`` family.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from functools import cache
 from typing import Any, Protocol
@@ -112,6 +114,8 @@ class CommandService:
         self._pool = pool
         self._clock = clock
         self._default_timeout = default_timeout
+        # Per charger: the lock its commands are recorded under, and how many hold or await it.
+        self._recording: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     async def send(
         self,
@@ -130,10 +134,13 @@ class CommandService:
         check_command(action, payload)
         timeout = timeout or self._default_timeout
         bound = log.bind(charge_point_id=charge_point_id, action=action)
-        command_id = await messages.record_command(
-            self._pool, charge_point_id, action, _recordable(action, payload), self._clock()
-        )
+        async with self._in_order(charge_point_id):
+            command_id = await messages.record_command(
+                self._pool, charge_point_id, action, _recordable(action, payload), self._clock()
+            )
         try:
+            # No await between the lock's release and the CALL taking its place in the
+            # charger's queue, so commands go out in the order they were asked for.
             response = await self.deliver_local(charge_point_id, action, payload, timeout)
         except CommandError as exc:
             outcome = exc.outcome
@@ -150,6 +157,21 @@ class CommandService:
             self._pool, command_id, "answered", response, None, self._clock()
         )
         return response
+
+    @contextlib.asynccontextmanager
+    async def _in_order(self, charge_point_id: str) -> AsyncIterator[None]:
+        # Two commands asked for at once would otherwise race their INSERTs and could reach
+        # the charger's queue in either order (asyncio.Lock wakes its waiters first come,
+        # first served).
+        lock, users = self._recording.setdefault(charge_point_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._recording[charge_point_id]
 
     async def deliver_local(
         self, charge_point_id: str, action: str, payload: dict[str, Any], timeout: float

@@ -16,8 +16,10 @@ from csms.db.batch import BatchWriter
 from csms.db.charge_points import BootRow, NewChargePoint, Presence
 from csms.db.connectors import StatusRow
 from csms.db.meter_values import MeterValueRow
+from csms.db.transactions import StartRequest, StopRequest
 from csms.domain.events import EventPort
 from csms.metrics import Metrics
+from csms.ocpp16.active_transactions import ActiveTransactions
 
 # A DataTransfer handler gets (charge_point_id, messageId, data) and returns the
 # DataTransfer.conf payload ({"status": ..., "data": ...}).
@@ -59,6 +61,8 @@ class Services:
     statuses: BatchWriter[StatusRow]
     meter_values: BatchWriter[MeterValueRow]
     new_charge_points: BatchWriter[NewChargePoint]
+    starts: BatchWriter[StartRequest]
+    stops: BatchWriter[StopRequest]
     # Registration status per known charger, so a connect or a boot costs no query.
     registrations: dict[str, str] = field(default_factory=dict)
     # Current status per charger and connector, for the "previous status" of each change.
@@ -66,3 +70,8 @@ class Services:
     data_transfer_handlers: dict[str, DataTransferHandler] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     recent_meter_values: RecentMessages = field(default_factory=RecentMessages)
+    # Open transactions per charger, read for many chargers in one query.
+    active_transactions: ActiveTransactions = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.active_transactions = ActiveTransactions(self.pool)

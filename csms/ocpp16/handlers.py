@@ -67,8 +67,9 @@ async def boot_notification(
     }
 
 
-async def heartbeat(conn: ChargePointConnection, payload: Payload, now: datetime) -> Payload:
-    # last_seen is recorded for every message by the connection; nothing else to store.
+def heartbeat(conn: ChargePointConnection, payload: Payload, now: datetime) -> Payload:
+    # last_seen is recorded for every message by the connection; nothing else to store,
+    # so this one is answered at once (connection.IMMEDIATE), without awaiting anything.
     return {"currentTime": now.isoformat()}
 
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -26,6 +26,7 @@ from csms.domain.events import ChargePointConnected, ChargePointDisconnected
 from csms.ocpp16.connection import ChargePointConnection
 from csms.ocpp16.context import Services
 from csms.ocpp16.normalize import identity_from_path
+from csms.ocpp16.wire import OcppSocket, remote
 from csms.security.handshake import HandshakeGuard
 from csms.security.tls import server_context
 
@@ -50,7 +51,7 @@ def select_subprotocol(
         reason="no_ocpp16_subprotocol",
         offered=list(subprotocols),
         path=connection.request.path if connection.request else None,
-        remote=_remote(connection),
+        remote=remote(connection),
     )
     raise NegotiationError("the ocpp1.6 subprotocol is required")
 
@@ -67,29 +68,6 @@ OPEN_TIMEOUT_S = 60.0
 _SOMAXCONN = "/proc/sys/net/core/somaxconn"
 
 
-class _Connection(ServerConnection):
-    """websockets' server connection, plus a log line for a handshake it gives up on."""
-
-    async def handshake(self, *args: Any, **kwargs: Any) -> None:
-        started = asyncio.get_running_loop().time()
-        try:
-            await super().handshake(*args, **kwargs)
-        except asyncio.CancelledError:
-            # open_timeout (or shutdown) cancelled us: the socket is aborted next, and
-            # the charger will retry; an operator must see that it happened.
-            path = self.request.path if self.request else None
-            log.warning(
-                "ocpp.handshake_dropped",
-                charge_point_id=identity_from_path(path) if path else None,
-                reason="open_timeout",
-                stage="awaiting_request" if path is None else "checking_request",
-                path=path,
-                remote=_remote(self),
-                waited_s=round(asyncio.get_running_loop().time() - started, 1),
-            )
-            raise
-
-
 def _warn_if_backlog_capped() -> None:
     # The kernel silently caps listen(2)'s backlog at net.core.somaxconn.
     with contextlib.suppress(OSError, ValueError):
@@ -97,11 +75,6 @@ def _warn_if_backlog_capped() -> None:
             somaxconn = int(limit.read())
         if somaxconn < LISTEN_BACKLOG:
             log.debug("csms.listen_backlog_capped", backlog=somaxconn, wanted=LISTEN_BACKLOG)
-
-
-def _remote(connection: ServerConnection) -> str | None:
-    address = connection.remote_address
-    return f"{address[0]}:{address[1]}" if address else None
 
 
 class OcppServer:
@@ -152,9 +125,9 @@ class OcppServer:
             "backlog": LISTEN_BACKLOG,
             # websockets' default of 10 s silently aborts handshakes still queued behind
             # a storm (measured: 5 of 16 waves of 10,000 lost 495-1,680 chargers);
-            # _Connection logs every one that is dropped all the same.
+            # OcppSocket logs every one that is dropped all the same.
             "open_timeout": OPEN_TIMEOUT_S,
-            "create_connection": _Connection,
+            "create_connection": OcppSocket,
             "server_header": None,
         }
         _warn_if_backlog_capped()
@@ -162,6 +135,7 @@ class OcppServer:
             self._server = await serve(self._handle, sock=sock, **options)
         else:
             self._server = await serve(self._handle, host, port, **options)
+        _enable_tcp_keepalive(self._server)
         self._sweeper = asyncio.create_task(self._sweep(), name="ocpp-keepalive")
         log.info("ocpp.listening", host=host, port=self.port)
         settings = self.services.settings
@@ -176,6 +150,7 @@ class OcppServer:
                 reuse_port=settings.reuse_port,  # csms serve --workers N share it
                 **options,
             )
+            _enable_tcp_keepalive(self._tls_server)
             log.info("ocpp.listening", host=host, port=self.tls_port, tls=True)
 
     @property
@@ -196,7 +171,7 @@ class OcppServer:
             return await self.guard.check(connection, request, identity)
         except Exception:
             # Ours to log as one JSON event, not websockets' (a multi-line traceback).
-            log.exception("ocpp.handshake_failed", path=request.path, remote=_remote(connection))
+            log.exception("ocpp.handshake_failed", path=request.path, remote=remote(connection))
             return connection.respond(503, "The central system could not check this charger\n")
 
     async def close(self) -> None:
@@ -213,26 +188,31 @@ class OcppServer:
         await asyncio.gather(*self._closers, return_exceptions=True)
 
     async def _handle(self, ws: ServerConnection) -> None:
+        socket = cast(OcppSocket, ws)  # create_connection=OcppSocket
+        # This task is websockets' for the whole connection: when it is done, so is
+        # websockets, and the socket's cycles can go (OcppSocket.release).
+        task = asyncio.current_task()
+        if task is not None:
+            task.add_done_callback(lambda _: socket.release())
         # No exception may reach websockets' handler wrapper: it would log a multi-line
         # traceback on stderr and close with 1011 without a word in our log.
         try:
-            await self._serve_charger(ws)
+            await self._serve_charger(socket)
         except Exception:
             log.exception(
                 "ocpp.connection_failed",
                 path=ws.request.path if ws.request else None,
-                remote=_remote(ws),
+                remote=remote(ws),
             )
             with contextlib.suppress(Exception):
                 await ws.close(1011, "internal error")
 
-    async def _serve_charger(self, ws: ServerConnection) -> None:
+    async def _serve_charger(self, ws: OcppSocket) -> None:
         assert ws.request is not None
         charge_point_id = identity_from_path(ws.request.path)
         assert charge_point_id is not None  # process_request refused the others
         services = self.services
         now = services.clock()
-        _enable_tcp_keepalive(ws)
         status = services.registrations.get(charge_point_id)
         if status is None:
             # First contact: decide from the policy now and register in the next batch,
@@ -246,11 +226,11 @@ class OcppServer:
         bound = connection.log
         if previous is not None:
             # Half-open sockets: the charger reconnected before we noticed the old one died.
-            bound.info("ocpp.connection_replaced", previous_remote=_remote(previous.ws))
+            bound.info("ocpp.connection_replaced", previous_remote=remote(previous.ws))
             self._close_later(previous.ws, 4000, "replaced by a newer connection")
         bound.info(
             "ocpp.connected",
-            remote=_remote(ws),
+            remote=remote(ws),
             subprotocol=ws.subprotocol,
             registration_status=status,
             path=ws.request.path,
@@ -302,9 +282,10 @@ async def _ping(connection: ChargePointConnection, loop: asyncio.AbstractEventLo
     asyncio.ensure_future(waiter).add_done_callback(pong)
 
 
-def _enable_tcp_keepalive(ws: ServerConnection) -> None:
+def _enable_tcp_keepalive(server: Server) -> None:
     # Lets the kernel notice a peer that vanished without a FIN, independently of pings.
-    sock = ws.transport.get_extra_info("socket")
-    if sock is not None:
+    # Set on the listening sockets: Linux copies SO_KEEPALIVE to every accepted one,
+    # which spares a system call and a socket wrapper per connection in a storm.
+    for sock in server.sockets:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)

@@ -37,7 +37,24 @@ async def close_stale_transactions(
         started_before=started_before,
         started_not_after=started_not_after,
     )
-    active = await conn.active_transactions()
+    await conn.active_transactions()  # loaded, so that superseded() can update it
+    superseded(conn, connector_id, closed, now, superseded_by=superseded_by)
+
+
+def superseded(
+    conn: ChargePointConnection,
+    connector_id: int,
+    closed: list[transactions.ClosedTransaction],
+    now: datetime,
+    *,
+    superseded_by: int | None,
+) -> None:
+    """After the commit that closed them: forget, log and publish the closed transactions.
+
+    The StartTransaction handler closes them in its group commit (``flush_starts``) and
+    calls this with what that closed.
+    """
+    active = conn.active_tx or {}
     for stale in closed:
         conn.registers.forget(stale.transaction_id)
         if active.get(connector_id) == stale.transaction_id:

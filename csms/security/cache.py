@@ -3,8 +3,10 @@
 The handshake guard needs the row at every upgrade; in a reconnect storm that was one
 database round trip per charger before it could even say hello. The row changes only
 through our own writes (``CredentialFlows``, the guard's promotions), and each of them
-calls ``invalidate(charge_point_id)`` right after its write. A cluster has to forward
-those calls to its other nodes (the ``Invalidations`` protocol is the seam for that).
+calls ``invalidate(charge_point_id)`` right after its write. ``share(invalidations)``
+(wired by ``csms/app.py``) makes every such call reach the other nodes of a cluster as
+topic ``security``: theirs ``forget`` the row (or everything, after NATS came back) and
+read it again on the charger's next upgrade.
 
 A read that overlapped an invalidation is answered but not kept, so a stale row never
 lands in the cache after the write that outdated it.
@@ -17,23 +19,17 @@ stale, to be read again on its next upgrade.
 
 from __future__ import annotations
 
-from typing import Final, Protocol
+from collections.abc import Callable
+from typing import Final
 
 import asyncpg
 
+from csms.cluster.invalidation import Invalidations, channel
 from csms.db import security as db
 from csms.db.security import SecurityRow
 
 _STALE: Final = object()  # preloaded mode: invalidated, read again on next use
 _NOTHING = SecurityRow(None, None, None, None)
-
-
-class Invalidations(Protocol):
-    """Who must hear that a charger's security row changed."""
-
-    def invalidate(self, charge_point_id: str) -> None: ...
-
-    def invalidate_all(self) -> None: ...
 
 
 class SecurityCache:
@@ -50,6 +46,18 @@ class SecurityCache:
         self._generation = 0
         self.hits = 0
         self.misses = 0
+        self._tell_others: Callable[[str], None] = lambda _charge_point_id: None
+
+    def share(self, invalidations: Invalidations) -> None:
+        """Tell the other nodes of every local change, and forget what they change."""
+        self._tell_others = channel(invalidations, "security", self.forget)
+
+    def forget(self, charge_point_id: str | None) -> None:
+        """Another node changed this charger's row (``None``: maybe any row)."""
+        if charge_point_id is None:
+            self.invalidate_all()
+        else:
+            self._drop(charge_point_id)
 
     async def preload(self) -> None:
         """Cache every charger with security settings; absent ones then need no read."""
@@ -91,6 +99,11 @@ class SecurityCache:
         return row
 
     def invalidate(self, charge_point_id: str) -> None:
+        """This node wrote the charger's row: drop ours, and the other nodes' copies."""
+        self._drop(charge_point_id)
+        self._tell_others(charge_point_id)
+
+    def _drop(self, charge_point_id: str) -> None:
         self._generation += 1
         if self._complete:
             self._rows[charge_point_id] = _STALE

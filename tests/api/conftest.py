@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from csms.app import CentralSystem
-from csms.config import BridgeSettings, Settings
+from csms.config import Settings
+from smartcar_bridge.settings import BridgeSettings
 from tests.conftest import TIMEOUT
 
 # Modules here that build a bridge_env run once per Smartcar API version, as in tests/e2e.
@@ -34,7 +35,7 @@ async def api_system(settings: Settings, db: asyncpg.Connection) -> AsyncIterato
         management_api_url=UNREACHABLE,
         iam_url=UNREACHABLE,
     )
-    central = CentralSystem(replace(settings, bridge=bridge))
+    central = CentralSystem(replace(settings, plugins={"smartcar": bridge}))
     await central.start()
     try:
         yield central

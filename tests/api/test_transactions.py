@@ -88,8 +88,18 @@ async def test_filters_by_charger_tag_activity_time_vin_and_account(
     assert await ids(vin=VIN.lower()) == [third]
     assert await ids(account_id=account) == [third]
     assert await ids(account_id=account + 1) == []
+    # Both filters at once, as the bridge's plug-in adds them: each keeps its own value.
+    assert await ids(vin=VIN, account_id=account) == [third]
+    assert await ids(vin=VIN, account_id=account + 1) == []
     naive = await api.get("/api/transactions", params={"from": "2025-03-01T00:00:00"})
     assert naive.status_code == 422 and naive.json()["field"] == "from"
+    for name, bad in (("account_id", "seven"), ("vin", ""), ("vin", "X" * 33)):
+        refused = await api.get("/api/transactions", params={name: bad})
+        assert refused.status_code == 422 and refused.json()["field"] == name, refused.text
+    # The plug-in's filters are documented where the core's are.
+    schema = (await api.get("/openapi.json")).json()
+    listed_by = {p["name"] for p in schema["paths"]["/api/transactions"]["get"]["parameters"]}
+    assert {"charge_point_id", "id_tag", "vin", "account_id", "from", "to"} <= listed_by
     listed = (await api.get("/api/transactions", params={"id_tag": "ALICE"})).json()["items"]
     assert listed[1]["energy_wh"] == 7000 and listed[0]["energy_wh"] is None
 

@@ -1,10 +1,11 @@
-"""SMARTCAR_API_VERSION and the v3 settings (csms.config.BridgeSettings)."""
+"""SMARTCAR_API_VERSION and the v3 settings (smartcar_bridge.settings.BridgeSettings)."""
 
 from __future__ import annotations
 
 import pytest
 
 from csms.config import ConfigError, Settings
+from smartcar_bridge.settings import BridgeSettings
 
 BASE = {
     "SMARTCAR_CLIENT_ID": "id",
@@ -14,8 +15,17 @@ BASE = {
 }
 
 
+def bridge_settings(env: dict[str, str]) -> BridgeSettings | None:
+    """Read as `csms serve` reads it: through the core's settings, into the plug-in's."""
+    plugins = Settings.from_env(env).plugins
+    assert plugins is not None
+    bridge = plugins["smartcar"]
+    assert bridge is None or isinstance(bridge, BridgeSettings)
+    return bridge
+
+
 def test_v3_is_the_default_with_smartcars_hosts() -> None:
-    bridge = Settings.from_env(BASE).bridge
+    bridge = bridge_settings(BASE)
     assert bridge is not None and bridge.api_version == "3"
     assert bridge.v3_api_url == "https://vehicle.api.smartcar.com/v3"
     assert bridge.management_api_url == "https://management.api.smartcar.com/v3"
@@ -33,7 +43,7 @@ def test_v2_and_the_v3_hosts_can_be_chosen() -> None:
         "SMARTCAR_WEBHOOK_ID": "wh-1",
         "SMARTCAR_COMMAND_TIMEOUT": "60",
     }
-    bridge = Settings.from_env(env).bridge
+    bridge = bridge_settings(env)
     assert bridge is not None and bridge.api_version == "2"
     assert (bridge.v3_api_url, bridge.iam_url) == (
         "http://127.0.0.1:8001/v3",

@@ -130,7 +130,7 @@ def test_executions_are_running_until_a_final_status_and_failures_carry_their_er
 
 
 def test_v3_metric_endpoints_carry_no_ids() -> None:
-    from csms.metrics import smartcar_endpoint
+    from smartcar_bridge.metrics import smartcar_endpoint
 
     assert smartcar_endpoint("/v3/vehicles/v-1/commands/exec_9f") == (
         "/v3/vehicles/{id}/commands/{execution_id}"

@@ -23,12 +23,15 @@ import httpx
 import pytest
 
 from csms.app import CentralSystem
-from csms.config import BridgeSettings, Settings
+from csms.config import Settings
 from csms.db import operator_tokens
 from simulators.smartcar_fake.server import RunningFake, run_smartcar_fake
 from simulators.smartcar_fake.state import FakeConfig
 from simulators.world import Charger, Vehicle, World
 from simulators.world_runner import WorldRunner
+from smartcar_bridge.bridge import Bridge
+from smartcar_bridge.plugin import RunningBridge
+from smartcar_bridge.settings import BridgeSettings
 from tests.conftest import TIMEOUT
 
 CLIENT_ID = "bridge-test-client"
@@ -110,6 +113,13 @@ class BridgeEnv:
     db: asyncpg.Connection
     settings: Settings
     api_version: str = API_VERSIONS[0]
+
+    @property
+    def bridge(self) -> Bridge:
+        """The running bridge (the plug-in the central system started)."""
+        running = self.system.plugins["smartcar"]
+        assert isinstance(running, RunningBridge)
+        return running.bridge
 
     async def restart(self, down_for: float = 0.5) -> None:
         """Stop the central system and start a new one on the same ports and database."""
@@ -236,7 +246,7 @@ async def bridge_env(
             smartcar.fake.webhooks.configure(f"{base}/smartcar/webhooks", AMT)
             smartcar.fake.webhooks.poll_interval_s = 0.2
             smartcar.fake.webhooks.retry_scale = 0.01
-        with_bridge = replace(settings, bridge=bridge)
+        with_bridge = replace(settings, plugins={"smartcar": bridge})
         system = CentralSystem(with_bridge)
         await system.start(http_sock=http_sock)
         runner = WorldRunner(

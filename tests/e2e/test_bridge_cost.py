@@ -20,7 +20,7 @@ def vin(n: int) -> str:
 
 
 def calls(env: BridgeEnv) -> dict[str, int]:
-    bridge = env.system.bridge
+    bridge = env.bridge
     assert bridge is not None
     limiter = bridge.client.limiter
     assert limiter is not None

@@ -248,7 +248,7 @@ async def test_stop_that_arrives_while_the_bridge_is_down_is_billed_once_after_r
         async with bridge_env(settings, db, world) as env:
             await env.link(await env.create_account(), A1)
             tx = await env.plug_in_until_charging(A1, "CP-A1")
-            engine = env.system.bridge.engine  # type: ignore[union-attr]
+            engine = env.bridge.engine
             await engine.close()  # the bridge is down; the central system keeps going
             env.runner.unplug(A1)
             await env.wait_for(

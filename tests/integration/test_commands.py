@@ -254,6 +254,31 @@ async def test_two_commands_at_once_go_out_one_after_the_other(
     ]
 
 
+async def test_commands_asked_for_at_once_reach_each_charger_in_the_order_asked(
+    system: CentralSystem,
+) -> None:
+    # Each is recorded before it is queued; the recording must not reorder them.
+    keys = [f"Key{n}" for n in range(5)]
+
+    async def charger_side(name: str) -> list[str]:
+        async with raw_charger(system.ocpp.port, name) as charger:
+            await charger.call_ok("BootNotification", BOOT)
+            sends = [
+                asyncio.create_task(system.commands.send(name, "GetConfiguration", {"key": [key]}))
+                for key in keys
+            ]
+            seen = []
+            for _ in keys:
+                call = await charger.receive()
+                seen.append(call[3]["key"][0])
+                await charger.ws.send(json.dumps([3, call[1], {"configurationKey": []}]))
+            await asyncio.gather(*sends)
+            return seen
+
+    names = [f"CP-ORDER-{n}" for n in range(3)]
+    assert await asyncio.gather(*(charger_side(name) for name in names)) == [keys] * 3
+
+
 async def test_a_silent_charger_holds_up_its_queue_and_later_callers_fail_unsent(
     system: CentralSystem, db: asyncpg.Connection
 ) -> None:
@@ -262,11 +287,12 @@ async def test_a_silent_charger_holds_up_its_queue_and_later_callers_fail_unsent
         held = asyncio.create_task(
             system.commands.send("CP-MUTE", "Reset", {"type": "Soft"}, timeout=0.8)
         )
-        await asyncio.sleep(0)
+        # Each command is recorded before it is queued, so two sent at once may queue in
+        # either order: the second is asked for once the first is on the wire.
+        call = await charger.receive()  # the Reset, never answered
         waiting = asyncio.create_task(
             system.commands.send("CP-MUTE", "ClearCache", {}, timeout=0.3)
         )
-        call = await charger.receive()  # the Reset, never answered
         with pytest.raises(ChargerBusy) as busy:
             await waiting
         assert busy.value.ahead == 1 and "not sent" in str(busy.value)
@@ -291,9 +317,8 @@ async def test_each_calls_timeout_counts_from_when_it_was_sent(system: CentralSy
         first = asyncio.create_task(
             system.commands.send("CP-SLOW", "Reset", {"type": "Soft"}, timeout=2.0)
         )
-        await asyncio.sleep(0)
+        call = await charger.receive()  # on the wire before the second is asked for
         second = asyncio.create_task(system.commands.send("CP-SLOW", "ClearCache", {}, timeout=3.0))
-        call = await charger.receive()
         await asyncio.sleep(1.0)  # the Reset takes 1.0 s to answer
         await charger.ws.send(json.dumps([3, call[1], {"status": "Accepted"}]))
         next_call = await charger.receive()

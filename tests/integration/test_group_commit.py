@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
 
+from csms.app import CentralSystem
 from csms.db.batch import BatchWriter, GroupCommit
 from csms.db.pool import create_pool
+from tests.ocpp_client import raw_charger
 
 
 @pytest.fixture
@@ -155,3 +157,65 @@ async def test_a_caller_that_goes_away_neither_cancels_its_rows_nor_its_neighbou
     assert gone.cancelled()
     assert sorted(await db.fetchval("SELECT array_agg(value) FROM gc_rows")) == [1, 2]
     await writer.close()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(30):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_starts_stops_and_statuses_arriving_during_a_commit_share_the_next_transaction(
+    system: CentralSystem, db: asyncpg.Connection, database_url: str
+) -> None:
+    boot = {"chargePointVendor": "V", "chargePointModel": "M"}
+    port = system.ocpp.port
+    async with (
+        raw_charger(port, "GC-A") as a,
+        raw_charger(port, "GC-B") as b,
+        raw_charger(port, "GC-C") as c,
+        raw_charger(port, "GC-D") as d,
+    ):
+        for charger in (a, b, c, d):
+            await charger.call_ok("BootNotification", boot)
+        stopping = await c.start_transaction(100, "2026-11-25T10:00:00Z")
+        group = system.meter_values.group
+        # A lock the meter values' COPY waits for keeps one commit in flight.
+        blocker = await asyncpg.connect(database_url)
+        locked = blocker.transaction()
+        await locked.start()
+        await blocker.execute("LOCK TABLE meter_values IN SHARE MODE")
+        reading = {"timestamp": "2026-11-25T10:05:00Z", "sampledValue": [{"value": "150"}]}
+        first = asyncio.ensure_future(
+            a.call_ok("MeterValues", {"connectorId": 1, "meterValue": [reading]})
+        )
+        await _until(lambda: group.in_flight)
+        calls = [
+            b.start_transaction(0, "2026-11-25T10:06:00Z"),
+            c.call_ok(
+                "StopTransaction",
+                {"transactionId": stopping, "meterStop": 900, "timestamp": "2026-11-25T10:07:00Z"},
+            ),
+            d.call_ok("StatusNotification", {"connectorId": 1, "errorCode": "NoError",
+                                             "status": "Preparing"}),
+        ]  # fmt: skip
+        answers = asyncio.gather(*calls)
+        await _until(
+            lambda: system.starts.pending + system.stops.pending + system.statuses.pending == 3
+        )
+        commits = group.commits
+        await locked.rollback()
+        await blocker.close()
+        await first
+        started, _, _ = await answers
+    assert group.commits == commits + 2  # the meter value's, then one for all three
+    # The connector's row, not the history's: that one is copied under a savepoint, which
+    # has an id of its own.
+    xids = await db.fetch(
+        """SELECT xmin::text AS xid FROM transactions WHERE id = ANY($1::int[])
+           UNION ALL SELECT xmin::text FROM connectors WHERE charge_point_id = 'GC-D'""",
+        [started, stopping],
+    )
+    assert len(xids) == 3 and len({r["xid"] for r in xids}) == 1
+    stopped = await db.fetchrow("SELECT meter_stop_wh FROM transactions WHERE id = $1", stopping)
+    assert stopped["meter_stop_wh"] == 900

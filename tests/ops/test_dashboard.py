@@ -18,8 +18,9 @@ import pytest
 from ocpp.v16 import call
 
 from csms.app import CentralSystem
-from csms.config import BridgeSettings, Settings
+from csms.config import Settings
 from csms.db import id_tags
+from smartcar_bridge.settings import BridgeSettings
 from tests.conftest import TIMEOUT
 from tests.ocpp_client import TestCharger, ocpp_charger
 from tests.ops.browser import Page, chromium_page
@@ -44,7 +45,7 @@ async def bridge_system(settings: Settings, db: asyncpg.Connection) -> AsyncIter
         auth_url=UNREACHABLE,
         connect_url=UNREACHABLE,
     )
-    central = CentralSystem(replace(settings, bridge=bridge))
+    central = CentralSystem(replace(settings, plugins={"smartcar": bridge}))
     await central.start()
     try:
         yield central

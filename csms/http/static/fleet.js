@@ -109,15 +109,9 @@ function summaryCards(sum, onFilter) {
       id: "energy", note: `${count(t.started_since)} transactions ${since}`,
     }),
   ];
-  if (sum.bridge) {
-    const ended = sum.bridge.ended;
-    const open = Object.values(sum.bridge.open).reduce((a, b) => a + b, 0);
-    cards.push(card("plug & charge today", `${count(ended.completed)} completed`, {
-      id: "bridge",
-      note: `${count(ended.failed)} failed · ${count(open)} in progress`,
-    }));
-  } else {
-    cards.push(card("plug & charge", "off", { id: "bridge", note: "bridge not configured" }));
+  // Cards the plug-ins add (the bridge's plug & charge counts): drawn, never interpreted.
+  for (const extra of sum.cards || []) {
+    cards.push(card(extra.label, extra.value, { id: extra.id, note: extra.note }));
   }
   return cards;
 }

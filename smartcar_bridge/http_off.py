@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 
 from csms.http.problems import problem
 
-# The path prefixes smartcar_bridge.http mounts when the bridge is on.
-BRIDGE_PATHS = ("/api/accounts", "/api/vehicles", "/api/sessions", "/smartcar")
+# The path prefixes smartcar_bridge.http and .http_plug_ins mount when the bridge is on.
+BRIDGE_PATHS = ("/api/accounts", "/api/vehicles", "/api/sessions", "/api/plug-ins", "/smartcar")
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
