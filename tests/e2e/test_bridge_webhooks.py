@@ -23,7 +23,7 @@ def vin(n: int) -> str:
 
 
 def calls(env: BridgeEnv) -> dict[str, int]:
-    bridge = env.system.bridge
+    bridge = env.bridge
     assert bridge is not None and bridge.client.limiter is not None
     return dict(bridge.client.limiter.by_purpose)
 
@@ -112,7 +112,7 @@ async def test_an_empty_bucket_still_stops_the_session_at_its_target(
     async with bridge_env(settings, db, world, rate_bucket_size=120) as env:
         await env.link(await env.create_account(), vin(500))
         transaction_id = await env.plug_in_until_charging(vin(500), "CP-A")
-        bridge = env.system.bridge
+        bridge = env.bridge
         assert bridge is not None and bridge.client.limiter is not None
         bucket = bridge.client.limiter.bucket
         # The morning rush spent the application's calls: three tokens left, none coming.
