@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import random
@@ -196,7 +197,8 @@ class BridgeServer:
             CSMS_OCPP_PORT=str(self.ocpp_port),
             CSMS_HTTP_HOST="127.0.0.1",
             CSMS_HTTP_PORT=str(self.http_port),
-            CSMS_LOG_LEVEL="warning",
+            # CSMS_BENCH_FLEET_LOG_LEVEL=info keeps every bridge decision, to diagnose one.
+            CSMS_LOG_LEVEL=os.environ.get("CSMS_BENCH_FLEET_LOG_LEVEL", "warning"),
             CSMS_HEARTBEAT_INTERVAL="300",
             **bridge_env,
         )
@@ -439,6 +441,8 @@ async def _day(
         (server.log_dir / f"bench-fleet-{len(world.vehicles)}.metrics").write_text(metrics)
         summary = runner.summary()
     report = plug_in_report(records, runner.sessions, drivers)
+    if report["wrong_details"]:
+        await _keep_wrong_starts(server, len(world.vehicles), report["wrong_details"])
     return {
         "day_real_s": round(day_real_s, 1),
         "wall_day_s": round(time.monotonic() - t0, 1),
@@ -453,6 +457,40 @@ async def _day(
         "sessions_started": summary["sessions_started"],
         "world_errors": summary["errors"],
     }
+
+
+async def _keep_wrong_starts(
+    server: BridgeServer, cars: int, details: list[dict[str, Any]]
+) -> None:
+    """Each wrong start with what the central system stored on its connector (plug-ins,
+    bridge sessions, OCPP transactions), written next to the server's log: the database is
+    dropped after the run."""
+    db = await asyncpg.connect(server.dsn)
+    try:
+        for detail in details:
+            where = (detail["record"]["charge_point_id"], detail["record"]["connector_id"])
+            for key, query in (
+                ("plug_ins", "SELECT p.*, v.vin FROM plug_ins p LEFT JOIN vehicles v "
+                 "ON v.id = p.vehicle_id WHERE charge_point_id = $1 AND connector_id = $2"),
+                ("sessions", "SELECT id, vin, id_tag, transaction_id, state, created_at, "
+                 "ended_at, stop_reason, last_error FROM charging_sessions "
+                 "WHERE charge_point_id = $1 AND connector_id = $2"),
+                ("transactions", "SELECT id, id_tag, start_timestamp, start_received_at, "
+                 "stop_timestamp, stop_received_at, stop_reason FROM transactions "
+                 "WHERE charge_point_id = $1 AND connector_id = $2"),
+            ):  # fmt: skip
+                rows = await db.fetch(query + " ORDER BY 1", *where)
+                detail[key] = [
+                    {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in dict(r).items()}
+                    for r in rows
+                ]
+    finally:
+        await db.close()
+    path = server.log_dir / f"bench-fleet-{cars}.wrong.json"
+    path.write_text(json.dumps(details, indent=1, default=str))
+    print(
+        f"bench: {len(details)} wrong start(s) at {cars} cars, details in {path}", file=sys.stderr
+    )
 
 
 def _figures(
@@ -491,6 +529,7 @@ def _figures(
         "outcomes": {k: v for k, v in outcomes.items() if v},
         "auto_start_share": round(started / plugged, 3) if plugged else None,
         "wrong_starts": report["wrong"],
+        "wrong_plug_ins": report["wrong_plug_ins"],
         "remote_start_latency_s": report["remote_start_latency_s"],
         "decision_calls": {k: spread(v) for k, v in decision.items()},
         "session_calls": {k: spread(v) for k, v in per_session.items()},
@@ -554,8 +593,8 @@ def render(results: dict[str, Any]) -> str:
         latency = r["remote_start_latency_s"]
         lines.append(
             f"  auto-start share {r['auto_start_share']}, outcomes {r['outcomes']}, wrong starts "
-            f"{r['wrong_starts']}; plug-in -> RemoteStart median {latency['median']} s, max "
-            f"{latency['max']} s (real seconds)"
+            f"{r['wrong_starts']} {r['wrong_plug_ins'] or ''}; plug-in -> RemoteStart median "
+            f"{latency['median']} s, max {latency['max']} s (real seconds)"
         )
         lines.append(f"  outcomes by reason: {r['reasons']}")
         lines.append(

@@ -94,15 +94,20 @@ def plug_in_report(
     by_transaction = {tx: cable for cable in cables for tx in cable.transaction_ids}
     outcomes: Counter[str] = Counter(r["outcome"] for r in records)
     wrong = []
+    details = []
     for record in records:
         if record["outcome"] not in ("matched", "confirmed") or record.get("vin") is None:
             continue
         transaction_id = record.get("transaction_id")
         cable = by_transaction.get(transaction_id) if transaction_id is not None else None
         if transaction_id is not None and cable is None:
-            wrong.append(record["id"])  # a transaction with nobody on the cable
+            why = "a transaction with nobody on the cable"
         elif cable is not None and cable.vin[-6:] != str(record["vin"])[-6:]:
-            wrong.append(record["id"])  # started or billed for another car
+            why = "started or billed for another car"
+        else:
+            continue
+        wrong.append(record["id"])
+        details.append(wrong_start_detail(record, why, cables))
     latency = {
         outcome: _spread(
             r["remote_start_latency_s"]
@@ -117,10 +122,36 @@ def plug_in_report(
         "outcomes": {name: outcomes.get(name, 0) for name in (*OUTCOMES, "pending", "confirming")},
         "wrong": len(wrong),
         "wrong_plug_ins": wrong[:10],
+        "wrong_details": details[:10],
         "unlinked_plug_ins": sum(c.vin in drivers.unlinked for c in cables),
         "paying_plug_ins": sum(c.vin in paying for c in cables),
         "remote_start_latency_s": latency.pop("matched+confirmed"),
         "remote_start_latency_by_outcome_s": latency,
+    }
+
+
+def wrong_start_detail(
+    record: dict[str, Any], why: str, cables: list[CableSession]
+) -> dict[str, Any]:
+    """Pure: a wrong start and every cable session the world had on its connector, so it can
+    be told apart from the world's bookkeeping (times are the charger's simulated clock,
+    the same clock as the record's ``plugged_at``)."""
+    on_connector = [
+        {
+            "vin": c.vin[-6:],
+            "plugged_at": c.plugged_at.isoformat(),
+            "unplugged_at": c.unplugged_at.isoformat() if c.unplugged_at else None,
+            "transaction_ids": list(c.transaction_ids),
+            "id_tag": c.id_tag,
+        }
+        for c in cables
+        if c.charger_id == record.get("charge_point_id")
+        and c.connector_id == record.get("connector_id")
+    ]
+    return {
+        "why": why,
+        "record": {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in record.items()},
+        "cables_on_connector": on_connector,
     }
 
 

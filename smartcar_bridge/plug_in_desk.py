@@ -162,6 +162,11 @@ class PlugInDesk:
             PlugIn(r.id, r.charge_point_id, r.connector_id, r.plugged_at, r.latitude, r.longitude)
             for r in pending
         ]
+        # Plug-ins the central system has but our event queue has not brought yet (under
+        # load it runs seconds behind): each contests its cars as its record will, so a car
+        # that plugged in there is never the "only candidate" of a neighbour recorded before.
+        unseen = await self._unrecorded(plugs)
+        weighed = plugs + unseen
         # Calls before reads (candidates module): webhook-watched cars are never read, a
         # polling car only where it can be, and this plug-in pays for at most its budget.
         # Every read counts against this plug-in's budget, a re-read too: once it is spent,
@@ -190,7 +195,7 @@ class PlugInDesk:
                     [v for v in everyone if v.id in watched], claimed, bound,
                     with_location=False, watched=watched, webhook_lag=self._webhook_lag,
                 )  # fmt: skip
-            early = decide(plugs, reported, now=self._clock(), window=self._window,
+            early = decide(weighed, reported, now=self._clock(), window=self._window,
                            settle=self._settle)[row.id]  # fmt: skip
             # "wait": a watched car's silence is not yet long enough, or a neighbour may still
             # report; waiting costs nothing, reading now might be for nothing.
@@ -212,8 +217,20 @@ class PlugInDesk:
                 webhook_lag=self._webhook_lag,
                 cached=cached,
             )
-        decisions = decide(plugs, cars, now=self._clock(), window=self._window, settle=self._settle)
+        decisions = decide(
+            weighed, cars, now=self._clock(), window=self._window, settle=self._settle
+        )
         return decisions[row.id]
+
+    async def _unrecorded(self, plugs: list[PlugIn]) -> list[PlugIn]:
+        """Not yet recorded plug-ins that can share a car with ``plugs`` (a car is a
+        candidate within the window of a plug-in: two plug-ins more than two windows apart
+        share none), as plug-ins with negative ids, which nobody acts on."""
+        since = min(p.at for p in plugs) - 2 * self._window
+        return [
+            PlugIn(-n, u.charge_point_id, u.connector_id, u.at, u.latitude, u.longitude)
+            for n, u in enumerate(await plug_ins.unrecorded(self._pool, since), start=1)
+        ]
 
     async def _act(self, row: plug_ins.PlugInRow, decision: Decision, bound: Any) -> bool:
         """Act on the decision; True when the plug-in is done."""

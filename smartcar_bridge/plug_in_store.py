@@ -83,6 +83,46 @@ async def end(pool: asyncpg.Pool, charge_point_id: str, connector_id: int, at: d
     )
 
 
+# A connector in one of these states has a car on its cable.
+PLUGGED_STATES = ("Preparing", "Charging", "SuspendedEV", "SuspendedEVSE")
+
+
+@dataclass(slots=True, frozen=True)
+class Unrecorded:
+    """A connector the central system knows is plugged (its StatusNotification is stored)
+    whose plug-in the bridge has not recorded yet: the event is still on its way to us."""
+
+    charge_point_id: str
+    connector_id: int
+    at: datetime  # when the central system received that status
+    latitude: float | None
+    longitude: float | None
+
+
+async def unrecorded(pool: asyncpg.Pool, since: datetime) -> list[Unrecorded]:
+    """Plugged connectors (status received at or after ``since``) the bridge has no open
+    plug-in or session for, and whose status is newer than the bridge's last plug cycle
+    there. The core stores a status before it publishes the event, so under load (the
+    bridge's event queue behind) this is a neighbour's Preparing we have not seen yet."""
+    rows = await pool.fetch(
+        """SELECT c.charge_point_id, c.connector_id, c.updated_at AS at, l.latitude, l.longitude
+           FROM connectors c LEFT JOIN charger_locations l ON l.charge_point_id = c.charge_point_id
+           WHERE c.connector_id > 0 AND c.status = ANY($1::text[]) AND c.updated_at >= $2
+             AND NOT EXISTS (
+                 SELECT 1 FROM plug_ins p
+                 WHERE p.charge_point_id = c.charge_point_id AND p.connector_id = c.connector_id
+                   AND (p.ended_at IS NULL OR p.ended_at >= c.updated_at))
+             AND NOT EXISTS (
+                 SELECT 1 FROM charging_sessions s
+                 WHERE s.charge_point_id = c.charge_point_id AND s.connector_id = c.connector_id
+                   AND s.ended_at IS NULL)
+           ORDER BY c.updated_at""",
+        list(PLUGGED_STATES),
+        since,
+    )
+    return [Unrecorded(**dict(r)) for r in rows]
+
+
 async def open_on_connector(
     pool: asyncpg.Pool, charge_point_id: str, connector_id: int
 ) -> PlugInRow | None:

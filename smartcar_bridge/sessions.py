@@ -53,7 +53,7 @@ SendCommand = Callable[..., Awaitable[dict[str, Any]]]
 RegisterIdTag = Callable[[str, str], Awaitable[None]]
 Clock = Callable[[], datetime]
 
-_PLUGGED_STATES = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE"})
+_PLUGGED_STATES = frozenset(plug_ins.PLUGGED_STATES)
 # OCPP 1.6 §4.9: Available (cable out) and Finishing (session over) end a plug cycle.
 _CYCLE_ENDS = frozenset({"Available", "Finishing", "Unavailable", "Faulted"})
 # An event for work whose node stopped answering waits for that node's lease to lapse:

@@ -1,0 +1,91 @@
+"""A bridge whose event queue runs behind the central system (the fleet bench at 1,000 cars:
+seconds behind) must still never start the wrong car.
+
+The cable is seen twice: by the charger (StatusNotification, through the central system's
+event queue) and by the car (a Smartcar webhook, straight to the bridge). When the queue
+lags, a car's webhook can arrive before its connector's Preparing has reached the bridge,
+and a neighbour recorded earlier looks like the only place that car can be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+
+from csms.config import Settings
+from csms.domain.events import ConnectorStatusChanged, Event
+from simulators.world import Charger, World
+from tests.conftest import TIMEOUT
+from tests.e2e.bridge_env import bridge_env, car
+
+SITE = (48.2, 11.6)
+UNLINKED = "WVWZZZ1KZ00000777"  # on connector 1: nobody linked it
+WATCHED = "5YJ3E7EB0KF000888"  # on connector 2: linked, its webhooks arrive
+
+
+@pytest.mark.smartcar_api("3")
+async def test_a_webhook_ahead_of_its_connectors_preparing_does_not_start_the_neighbour(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    world = World(
+        vehicles=[
+            car(UNLINKED, 0.40, lat=SITE[0], lon=SITE[1]),
+            car(WATCHED, 0.40, lat=SITE[0], lon=SITE[1]),
+        ],
+        chargers=[Charger("CP-L", SITE[0], SITE[1], 11_000.0, 2)],
+    )
+    async with bridge_env(
+        settings, db, world, webhooks=True, match_window=30.0, webhook_lag=2.0,
+        match_give_up_after=30.0, confirm_timeout=2.0,
+    ) as env:  # fmt: skip
+        await env.locate("CP-L", *SITE)
+        await env.link(await env.create_account(), WATCHED)
+        await env.wait_for("SELECT count(*) = 1 FROM vehicles WHERE webhook_seen_at IS NOT NULL")
+        # The queue falls behind at connector 2's Preparing: it and everything after it
+        # wait, as behind a backlog; webhooks still come straight in.
+        engine: Any = env.bridge.engine
+        dispatch = engine._dispatch
+        backlog = asyncio.Event()
+
+        async def behind(event: Event) -> None:
+            if isinstance(event, ConnectorStatusChanged) and event.connector_id == 2:
+                await backlog.wait()
+            await dispatch(event)
+
+        engine._dispatch = behind
+        env.runner.plug_in(UNLINKED, "CP-L", 1)
+        await env.wait_for("SELECT count(*) = 1 FROM plug_ins WHERE connector_id = 1")
+        env.runner.plug_in(WATCHED, "CP-L", 2)
+        # The car's cable webhook is in; the Preparing on connector 2 is not.
+        await env.wait_for(
+            "SELECT plugged_seen_at IS NOT NULL FROM vehicles WHERE vin = $1", WATCHED
+        )
+        # Connector 1 is decided while connector 2 is unknown to the bridge.
+        await env.wait_for(
+            "SELECT outcome <> 'pending' FROM plug_ins WHERE connector_id = 1",
+            timeout=TIMEOUT * 4,
+        )
+        assert await db.fetchval("SELECT count(*) FROM plug_ins WHERE connector_id = 2") == 0
+        # Not matched: the car's webhook fits connector 2's plug-in as well, still unrecorded.
+        assert await db.fetchval("SELECT outcome FROM plug_ins WHERE connector_id = 1") != "matched"
+        backlog.set()
+        # The car is found where it is, once its connector's Preparing arrives.
+        transaction_id = await env.wait_for(
+            "SELECT transaction_id FROM charging_sessions "
+            "WHERE vin = $1 AND connector_id = 2 AND transaction_id IS NOT NULL",
+            WATCHED,
+            timeout=TIMEOUT * 6,
+        )
+        on_cable = env.runner.charge_points["CP-L"].connector(2).transaction_id
+    assert on_cable == transaction_id
+    first = await db.fetchrow("SELECT outcome, session_id FROM plug_ins WHERE connector_id = 1")
+    assert first["outcome"] != "matched"
+    # Nothing on connector 1 is billed to the watched car (nor to anyone).
+    billed = await db.fetchval(
+        "SELECT count(*) FROM charging_sessions "
+        "WHERE connector_id = 1 AND transaction_id IS NOT NULL"
+    )
+    assert billed == 0
