@@ -20,7 +20,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator
 from importlib import metadata
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import structlog
@@ -329,6 +329,33 @@ async def read_totals(pool: asyncpg.Pool, timeout: float) -> dict[str, int]:
     return totals
 
 
+T = TypeVar("T")
+
+
+class ScrapeTimeRead(Generic[T]):
+    """A database read made at scrape time, at most once per ``min_interval`` however many
+    scrapers there are. ``value`` is None while the last read failed, so a collector leaves
+    its series out rather than repeating a stale value (plug-ins' collectors use it too)."""
+
+    def __init__(self, read: Callable[[], Awaitable[T]], *, min_interval: float = 5.0) -> None:
+        self._read = read
+        self._min_interval = min_interval
+        self.value: T | None = None
+        self._read_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._read_at < self._min_interval:
+                return
+            try:
+                self.value = await self._read()
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("metrics.totals_unavailable", error=repr(exc))
+                self.value = None
+            self._read_at = time.monotonic()
+
+
 class SystemCollector(Collector):
     """Gauges computed when scraped: connections, pool use, and totals from SQL.
 
@@ -348,22 +375,10 @@ class SystemCollector(Collector):
     ) -> None:
         self._pool = pool
         self._connected = connected
-        self._min_interval = min_interval
-        self._timeout = timeout
-        self._totals: dict[str, int] | None = None
-        self._read_at = float("-inf")
-        self._lock = asyncio.Lock()
+        self._totals = ScrapeTimeRead(lambda: read_totals(pool, timeout), min_interval=min_interval)
 
     async def refresh(self) -> None:
-        async with self._lock:
-            if time.monotonic() - self._read_at < self._min_interval:
-                return
-            try:
-                self._totals = await read_totals(self._pool, self._timeout)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("metrics.totals_unavailable", error=repr(exc))
-                self._totals = None
-            self._read_at = time.monotonic()
+        await self._totals.refresh()
 
     def collect(self) -> Iterator[Metric]:
         yield _gauge(
@@ -376,7 +391,7 @@ class SystemCollector(Collector):
         yield _gauge("csms_db_pool_size", "Open database connections.", size)
         yield _gauge("csms_db_pool_in_use", "Database connections checked out.", size - idle)
         yield _gauge("csms_db_pool_max_size", "The pool's connection limit.", pool.get_max_size())
-        totals = self._totals
+        totals = self._totals.value
         yield _gauge(
             "csms_metrics_database_ok",
             "1 if the last scrape-time database read succeeded.",

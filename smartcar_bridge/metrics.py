@@ -7,17 +7,14 @@ into the core's ``Metrics.on_refresh``), not as they change.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 
 import asyncpg
-import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-log = structlog.get_logger()
+from csms.metrics import ScrapeTimeRead
 
 # Smartcar calls go to a car's cloud: hundreds of ms to tens of seconds (commands: minutes).
 SMARTCAR_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 310.0)
@@ -73,30 +70,20 @@ class SessionsCollector(Collector):
     left out of the scrape while the last read failed rather than repeating a stale value."""
 
     def __init__(self, pool: asyncpg.Pool, *, min_interval: float = 5.0, timeout: float = 2.0):
-        self._pool = pool
-        self._min_interval = min_interval
-        self._timeout = timeout
-        self._open: int | None = None
-        self._read_at = float("-inf")
-        self._lock = asyncio.Lock()
+        async def read() -> int:
+            return int(await pool.fetchval(_OPEN_SESSIONS, timeout=timeout))
+
+        self._open = ScrapeTimeRead(read, min_interval=min_interval)
 
     async def refresh(self) -> None:
-        async with self._lock:
-            if time.monotonic() - self._read_at < self._min_interval:
-                return
-            try:
-                self._open = int(await self._pool.fetchval(_OPEN_SESSIONS, timeout=self._timeout))
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("metrics.totals_unavailable", error=repr(exc))
-                self._open = None
-            self._read_at = time.monotonic()
+        await self._open.refresh()
 
     def collect(self) -> Iterator[Metric]:
-        if self._open is not None:
+        if (open_sessions := self._open.value) is not None:
             yield GaugeMetricFamily(
                 "csms_bridge_sessions_active",
                 "Open Smartcar plug-and-charge sessions.",
-                value=self._open,
+                value=open_sessions,
             )
 
     def describe(self) -> list[Metric]:
