@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import httpx
 from bench.common import Options, identities
 from bench.load import LoadClient, merge, percentiles_ms
 from bench.report import _cell  # the same number formatting as the other tables
-from bench.servers import ROOT, _with_database, free_port
+from bench.servers import ROOT, _with_database, free_port, terminate
 
 HEARTBEAT_CONNECTIONS = 1000
 COMMANDS = 200
@@ -115,13 +114,8 @@ class Node:
         return total
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
+        if self._process is not None:
+            terminate(self._process, grace_s=60.0)
         if self._log is not None:
             self._log.close()
         self._data.cleanup()

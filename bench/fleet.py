@@ -39,7 +39,6 @@ import math
 import os
 import random
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -55,7 +54,7 @@ import asyncpg
 import httpx
 
 from bench.common import Options
-from bench.servers import ROOT, free_port
+from bench.servers import ROOT, free_port, terminate
 from simulators.smartcar_fake.limits import CostLimits
 from simulators.smartcar_fake.server import RunningFake, run_smartcar_fake
 from simulators.smartcar_fake.state import FakeConfig
@@ -222,13 +221,8 @@ class BridgeServer:
         raise TimeoutError(f"csms not answering after {timeout}s, see {self._log_path}")
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
+        if self._process is not None:
+            terminate(self._process)
         self._process = None
         if self._log is not None:
             self._log.close()

@@ -167,6 +167,18 @@ def count_rows(dsn: str, table: str) -> int:
     return asyncio.run(count())
 
 
+def terminate(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
+    """Stop a server as an operator would (SIGTERM), killing it if it is not gone in time."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 class ServerProcess:
     """One server under test as a subprocess; a context manager that always kills it."""
 
@@ -272,13 +284,8 @@ class ServerProcess:
         return "\n".join(text[-lines:])
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
+        if self._process is not None:
+            terminate(self._process)
         if self._log is not None:
             self._log.close()
 
