@@ -31,11 +31,13 @@ bills per call and throttles each car and the application (smartcar-api.md §9).
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from smartcar_bridge.matching import PlugIn, haversine_m
+from smartcar_bridge.matching import EARTH_RADIUS_M, PlugIn, haversine_m
 
 # A car parked at a site reports the charger's position to within a few hundred metres.
 DEFAULT_MAX_DISTANCE_M = 1_000.0
@@ -61,46 +63,81 @@ class Selection:
     skipped: tuple[int, ...]  # polling cars that cannot be there, or over the budget
 
 
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """Rules 1 and 2 for a set of pending plug-ins, before any plug-in's budget: the same
+    for every plug-in of the set, so one ranking serves all their decisions."""
+
+    watched: tuple[int, ...]
+    ranked: tuple[int, ...]  # polling cars that can be there, best evidence first
+    skipped: tuple[int, ...]  # polling cars known to be elsewhere
+
+
 def watched_by_webhooks(car: Known, now: datetime, webhook_fresh: timedelta) -> bool:
     return car.webhook_seen_at is not None and now - car.webhook_seen_at <= webhook_fresh
 
 
-def _nearest_m(car: Known, plug_ins: Sequence[PlugIn]) -> float | None:
-    """Distance to the nearest pending charger, or None when it cannot be told."""
-    if car.latitude is None or car.longitude is None:
-        return None
-    distances = [
-        haversine_m(car.latitude, car.longitude, p.latitude, p.longitude)
-        for p in plug_ins
-        if p.latitude is not None and p.longitude is not None
-    ]
-    if len(distances) < len(plug_ins):
-        return None  # a charger without a location: any car may be there
-    return min(distances) if distances else None
+class Sites:
+    """The pending chargers' distinct positions, sorted by latitude.
+
+    A fleet's plug-ins share few sites, and the great-circle distance is never shorter than
+    the latitude difference alone (``EARTH_RADIUS_M * |dphi|``): the nearest site is found
+    by walking outwards from the car's latitude and stopping once that bound exceeds the
+    best distance so far, instead of measuring every car against every plug-in.
+    """
+
+    def __init__(self, plug_ins: Sequence[PlugIn]) -> None:
+        # A charger without a location: any car may be there, so nearness tells nothing.
+        self.unknown = any(not p.has_location for p in plug_ins)
+        self._points = sorted(
+            {
+                (p.latitude, p.longitude)
+                for p in plug_ins
+                if p.latitude is not None and p.longitude is not None
+            }
+        )
+        self._latitudes = [lat for lat, _ in self._points]
+
+    def nearest_m(self, latitude: float | None, longitude: float | None) -> float | None:
+        """Distance to the nearest pending charger, or None when it cannot be told."""
+        if latitude is None or longitude is None or self.unknown or not self._points:
+            return None
+        points, latitudes = self._points, self._latitudes
+        below = bisect_left(latitudes, latitude) - 1
+        above = below + 1
+        best = math.inf
+        while below >= 0 or above < len(points):
+            gap_below = latitude - latitudes[below] if below >= 0 else math.inf
+            gap_above = latitudes[above] - latitude if above < len(points) else math.inf
+            index = below if gap_below <= gap_above else above
+            if EARTH_RADIUS_M * math.radians(min(gap_below, gap_above)) > best:
+                break  # every site left is farther north or south than the best is away
+            lat, lon = points[index]
+            best = min(best, haversine_m(latitude, longitude, lat, lon))
+            if index == below:
+                below -= 1
+            else:
+                above += 1
+        return best
 
 
-def select(
+def rank(
     cars: Iterable[Known],
     plug_ins: Sequence[PlugIn],
     now: datetime,
     *,
-    budget: int,
     webhook_fresh: timedelta,
     position_trusted: timedelta = DEFAULT_POSITION_TRUSTED,
     max_distance_m: float = DEFAULT_MAX_DISTANCE_M,
-    already_read: frozenset[int] = frozenset(),
-) -> Selection:
-    """Split ``cars`` for the pending ``plug_ins`` (module docstring); pure.
-
-    ``already_read`` are cars this decision has paid for before: reading them again costs
-    nothing more of its budget (the watch reuses or refreshes them).
-    """
+) -> Ranking:
+    """Rules 1 and 2 of the module docstring for the pending ``plug_ins``; pure."""
     watched: list[int] = []
     ranked: list[tuple[tuple[int, float, float], int]] = []
     skipped: list[int] = []
+    sites = Sites(plug_ins)
     earliest = min((p.at for p in plug_ins), default=now)
     for car in cars:
-        nearest = _nearest_m(car, plug_ins)
+        nearest = sites.nearest_m(car.latitude, car.longitude)
         if watched_by_webhooks(car, now, webhook_fresh):
             # Its webhooks place it (a plug-in's delivery carries the new position): one far
             # from every pending charger is not weighed at all, which keeps a decision's
@@ -124,9 +161,19 @@ def select(
             age_s = (earliest - car.location_at).total_seconds()
             ranked.append(((2, nearest // 1000.0, -age_s), car.vehicle_id))
     ranked.sort()
+    return Ranking(tuple(watched), tuple(v for _, v in ranked), tuple(skipped))
+
+
+def spend(
+    ranking: Ranking, *, budget: int, already_read: frozenset[int] = frozenset()
+) -> Selection:
+    """Rule 3: the ranked cars one plug-in may read. ``already_read`` are cars it has paid
+    for before: reading them again costs nothing more of its budget (the watch reuses or
+    refreshes them)."""
     read: list[int] = []
+    skipped = list(ranking.skipped)
     spent = 0
-    for _, vehicle_id in ranked:
+    for vehicle_id in ranking.ranked:
         if vehicle_id in already_read:
             read.append(vehicle_id)
         elif spent < budget:
@@ -134,7 +181,30 @@ def select(
             spent += 1
         else:
             skipped.append(vehicle_id)
-    return Selection(tuple(watched), tuple(read), tuple(skipped))
+    return Selection(ranking.watched, tuple(read), tuple(skipped))
+
+
+def select(
+    cars: Iterable[Known],
+    plug_ins: Sequence[PlugIn],
+    now: datetime,
+    *,
+    budget: int,
+    webhook_fresh: timedelta,
+    position_trusted: timedelta = DEFAULT_POSITION_TRUSTED,
+    max_distance_m: float = DEFAULT_MAX_DISTANCE_M,
+    already_read: frozenset[int] = frozenset(),
+) -> Selection:
+    """Split ``cars`` for the pending ``plug_ins`` (module docstring); pure."""
+    ranking = rank(
+        cars,
+        plug_ins,
+        now,
+        webhook_fresh=webhook_fresh,
+        position_trusted=position_trusted,
+        max_distance_m=max_distance_m,
+    )
+    return spend(ranking, budget=budget, already_read=already_read)
 
 
 def silence_data_at(

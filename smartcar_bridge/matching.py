@@ -13,12 +13,13 @@ successive readings the caller keeps the interval in which the car's own plug-in
 
 How a car relates to one plug-in (:func:`relate`), with ``W`` the match window:
 
-1. *Excluded* when it is claimed by a session, already charging, known
-   to be farther than ``max_distance_m`` from a charger whose location is known, shown
-   plugged in before ``at - W`` (plugged in long before), or shown unplugged after
-   ``at + W`` or after the plug-in ended (it plugged in later, elsewhere).
-2. *Undetermined* when another plug-in's confirmation start holds it (it may be released),
-   when its state could not be read, or its data shows it unplugged but is
+1. *Excluded* when it is claimed by a session, known to be farther than
+   ``max_distance_m`` from a charger whose location is known, shown unplugged after
+   ``at + W`` or after the plug-in ended (it plugged in later, elsewhere), already
+   charging, or shown plugged in before ``at - W`` (plugged in long before).
+2. *Undetermined* when another plug-in's confirmation start holds it (it may be released;
+   only a car that place and time leave possible is held for), when its state could not be
+   read, or its data shows it unplugged but is
    older than the plug-in (data older than the event says nothing about it): a slow car
    cloud. It may still turn out to be the car.
 3. Otherwise, plugged in consistently with the plug-in: a *candidate*. Data fresher than
@@ -45,6 +46,7 @@ Deciding a set of pending plug-ins (:func:`decide`):
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -143,16 +145,21 @@ def relate(
     """How ``car`` relates to ``plug`` (module docstring, steps 1-3), and why."""
     if car.claimed:
         return "excluded", "claimed"
-    if car.in_confirmation:
-        # It may be found on another connector, or released: this plug-in waits for it.
-        return "undetermined", "in_confirmation"
-    if car.charging:
-        return "excluded", "already_charging"
+    # Place and time first: a car that cannot be on this connector is not, whatever a
+    # confirmation elsewhere finds. Held before those, every car in a confirmation would
+    # hold every plug-in of the fleet that weighs it, and at rush hour some car always is.
     if _far(plug, car, max_distance_m):
         return "excluded", "elsewhere"
     latest = plug.at + window if plug.ended_at is None else min(plug.at + window, plug.ended_at)
     if car.unplugged_at is not None and car.unplugged_at > latest:
         return "excluded", "plugged_in_later"
+    if car.plugged_in and car.plugged_at is not None and car.plugged_at < plug.at - window:
+        return "excluded", "plugged_in_long_before"
+    if car.in_confirmation:
+        # It may be found on another connector, or released: this plug-in waits for it.
+        return "undetermined", "in_confirmation"
+    if car.charging:
+        return "excluded", "already_charging"
     if car.plugged_in is None:
         return "undetermined", "unreadable"
     if not car.plugged_in:
@@ -185,8 +192,9 @@ def decide(
     candidates: dict[int, set[int]] = {p.id: set() for p in plugs}
     undetermined: dict[int, set[int]] = {p.id: set() for p in plugs}
     held: set[int] = set()  # plug-ins with a car held by another's confirmation start
+    nearby = _Nearby(car_list, max_distance_m)
     for plug in plugs:
-        for car in car_list:
+        for car in nearby.around(plug):
             relation, reason = relate(plug, car, window=window, max_distance_m=max_distance_m)
             if relation == "candidate":
                 candidates[plug.id].add(car.vehicle_id)
@@ -235,6 +243,37 @@ def decide(
                 ordered,
             )
     return {p.id: decided[p.id] for p in plugs}
+
+
+class _Nearby:
+    """The cars :func:`relate` must weigh for a plug-in: all but those it would exclude as
+    elsewhere (or claimed) anyway, found by latitude, so a fleet-wide decision costs the
+    cars around each charger, not a great-circle distance per car and plug-in.
+
+    The great-circle distance is never shorter than the latitude difference alone, so a car
+    outside the latitude band of ``max_distance_m`` is farther than that from the charger.
+    """
+
+    def __init__(self, cars: Sequence[Car], max_distance_m: float) -> None:
+        self._cars = cars
+        # Weighed at every charger: a car without a position.
+        self._everywhere = [c for c in cars if not c.claimed and not c.has_location]
+        located = sorted(
+            (c.latitude, i)
+            for i, c in enumerate(cars)
+            if c.latitude is not None and c.longitude is not None and not c.claimed
+        )
+        self._latitudes = [lat for lat, _ in located]
+        self._order = [i for _, i in located]
+        # A hair wider than the distance: a car on the band's edge is left to relate.
+        self._band = math.degrees(max_distance_m / EARTH_RADIUS_M) * 1.000_001 + 1e-9
+
+    def around(self, plug: PlugIn) -> Sequence[Car]:
+        if plug.latitude is None or plug.longitude is None:
+            return self._cars
+        low = bisect_left(self._latitudes, plug.latitude - self._band)
+        high = bisect_right(self._latitudes, plug.latitude + self._band)
+        return self._everywhere + [self._cars[i] for i in self._order[low:high]]
 
 
 def _match_unique(

@@ -152,3 +152,24 @@ def test_time_until_a_confirming_read_at_the_present_power() -> None:
         )
         is None
     )
+
+
+def test_the_nearest_site_is_the_nearest_of_all_of_them() -> None:
+    """``Sites`` walks outwards by latitude and stops early; it must find what measuring
+    every site would (ties and equal latitudes included)."""
+    import random
+
+    from smartcar_bridge.candidates import Sites
+    from smartcar_bridge.matching import haversine_m
+
+    rng = random.Random(16)
+    points = [(48.1 + rng.uniform(0, 0.2), 11.5 + rng.uniform(0, 0.2)) for _ in range(50)]
+    points += [(points[0][0], 11.9), (points[0][0], 11.2)]  # the same latitude as another
+    sites = Sites([PlugIn(n, f"CP{n}", 1, AT, lat, lon) for n, (lat, lon) in enumerate(points)])
+    for _ in range(2_000):
+        lat, lon = 48.0 + rng.uniform(0, 0.4), 11.4 + rng.uniform(0, 0.4)
+        brute = min(haversine_m(lat, lon, a, b) for a, b in points)
+        assert sites.nearest_m(lat, lon) == pytest.approx(brute, abs=1e-6)
+    assert sites.nearest_m(None, 11.5) is None
+    assert Sites([plug(1), plug(2, where=None)]).nearest_m(48.1, 11.5) is None
+    assert Sites([]).nearest_m(48.1, 11.5) is None

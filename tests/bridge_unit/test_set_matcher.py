@@ -203,6 +203,24 @@ def test_car_held_by_another_confirmation_makes_the_plug_in_wait_not_give_up() -
     assert (both.outcome, both.reason) == ("wait", "waiting_for_confirmation")
 
 
+def test_a_confirmation_elsewhere_or_earlier_holds_nobody_here() -> None:
+    """At rush hour some car is always in a confirmation. Only a plug-in that car could
+    belong to waits for it: not one at another site, nor one its plug-in cannot fit in time."""
+    elsewhere = Car(7, True, s(5), s(-30), s(5), *SITE_B, in_confirmation=True)
+    assert relate(plug(1), elsewhere, window=W) == ("excluded", "elsewhere")
+    long_before = Car(8, True, s(5), s(-400), s(-300), *NEXT_TO_A, in_confirmation=True)
+    assert relate(plug(1), long_before, window=W) == ("excluded", "plugged_in_long_before")
+    later = Car(9, True, s(300), s(300), s(300), *NEXT_TO_A, in_confirmation=True)
+    assert relate(plug(1), later, window=W) == ("excluded", "plugged_in_later")
+    # Many plug-ins across the city, three cars held: each plug-in is decided on its own car.
+    plugs = [plug(n) for n in range(1, 6)]
+    cars = [elsewhere, long_before, later]
+    cars += [Car(20 + n, True, s(5), s(-30), s(5), *NEXT_TO_A) for n in range(1, 6)]
+    decisions = run(plugs, cars, now=500)
+    assert {d.outcome for d in decisions.values()} == {"confirm"}  # five alike, one site
+    assert all(d.reason != "waiting_for_confirmation" for d in decisions.values())
+
+
 def test_charger_without_location_with_one_car_in_the_fleet_is_matched_by_time() -> None:
     decision = run([plug(1, where=None)], [car(7, where=SITE_B)])[1]
     assert decision.vehicle_id == 7
@@ -299,3 +317,42 @@ def test_confirmation_with_nobody_charging_keeps_watching() -> None:
         None,
         "none_charging",
     )
+
+
+def test_the_cars_left_out_by_latitude_are_exactly_ones_relate_excludes() -> None:
+    """A decision weighs only the cars around each charger (``_Nearby``); every car it
+    leaves out must be one that ``relate`` would have excluded anyway, right up to the edge
+    of the distance, or skipping it could change a decision."""
+    import random
+
+    from smartcar_bridge.matching import _Nearby
+
+    rng = random.Random(16)
+    # A 3 km city; many cars sit right at 175 m (the limit) from some charger.
+    sites = [(52.5 + rng.uniform(0, 0.03), 13.4 + rng.uniform(0, 0.04)) for _ in range(30)]
+    cars = []
+    for n in range(600):
+        lat, lon = rng.choice(sites)
+        shift = rng.choice([0.0, 175.0 / 111_195.0, 175.2 / 111_195.0, rng.uniform(-0.01, 0.01)])
+        where = None if n % 37 == 0 else (lat + rng.choice([-1, 1]) * shift, lon)
+        cars.append(
+            Car(
+                n,
+                rng.choice([True, False, None]),
+                s(rng.uniform(-60, 60)),
+                latitude=where[0] if where else None,
+                longitude=where[1] if where else None,
+                claimed=n % 11 == 0,
+                in_confirmation=n % 13 == 0,
+            )
+        )
+    plugs = [plug(i, where=rng.choice([*sites, None])) for i in range(40)]
+    nearby = _Nearby(cars, 175.0)
+    left_out = 0
+    for p in plugs:
+        weighed = {c.vehicle_id for c in nearby.around(p)}
+        for c in cars:
+            if c.vehicle_id not in weighed:
+                left_out += 1
+                assert relate(p, c, window=W)[0] == "excluded", (p, c)
+    assert left_out > len(plugs) * len(cars) // 2  # it does leave most pairs out
