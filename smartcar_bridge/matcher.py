@@ -156,9 +156,14 @@ class CarWatch:
         return cars
 
     async def record(self, vehicle_id: int, interval: PlugInterval) -> None:
-        """A fact learnt elsewhere (a webhook, the car's connector going Available)."""
+        """A fact learnt elsewhere (a webhook, the car's connector going Available).
+
+        Ordered like every reading: a fact older than what is stored never overwrites it.
+        Deliveries are unordered and retried (§10); a late "plugged in" from the car's
+        last plug-in, written over its newer "unplugged", would make it a candidate for a
+        neighbour's plug-in it never made."""
         self._latest.pop(vehicle_id, None)
-        await store.set_plug_interval(self._pool, vehicle_id, interval, force=True)
+        await store.set_plug_interval(self._pool, vehicle_id, interval)
 
     async def _read(self, vehicle: store.Vehicle, log: Any, with_location: bool) -> _Reading:
         loop = asyncio.get_running_loop()
@@ -231,6 +236,15 @@ class CarWatch:
         if known is None or known[1] < since:
             return None
         return known[0]
+
+    def recent_charging(self, vehicle_id: int, max_age_s: float) -> bool | None:
+        """The charge state of the car's last reading, if it is at most ``max_age_s`` old."""
+        latest = self._latest.get(vehicle_id)
+        if latest is None or latest.plugged_in is None:
+            return None
+        if asyncio.get_running_loop().time() - latest.read_at > max_age_s:
+            return None
+        return latest.charging
 
     async def charging(self, vehicle: store.Vehicle, log: Any) -> bool | None:
         """The car's charge state now (for a confirmation start): never a cached reading."""

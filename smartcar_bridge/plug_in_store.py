@@ -100,23 +100,44 @@ class Unrecorded:
 
 
 async def unrecorded(pool: asyncpg.Pool, since: datetime) -> list[Unrecorded]:
-    """Plugged connectors (status received at or after ``since``) the bridge has no open
-    plug-in or session for, and whose status is newer than the bridge's last plug cycle
-    there. The core stores a status before it publishes the event, so under load (the
-    bridge's event queue behind) this is a neighbour's Preparing we have not seen yet."""
+    """Plugged connectors (status received at or after ``since``) whose current plug cycle
+    the bridge has no plug-in or session for yet, with the cycle's start. The core stores a
+    status before it publishes the event, so under load (the bridge's event queue behind)
+    this is a neighbour's Preparing we have not seen yet.
+
+    The cycle began after the connector's last free status (``status_history``), so the
+    previous car's plug-in, still open because its Available is queued behind too, does
+    not hide the new car's: only a plug-in or session begun after that free status does.
+    """
     rows = await pool.fetch(
-        """SELECT c.charge_point_id, c.connector_id, c.updated_at AS at, l.latitude, l.longitude
-           FROM connectors c LEFT JOIN charger_locations l ON l.charge_point_id = c.charge_point_id
+        """SELECT c.charge_point_id, c.connector_id, cycle.at, l.latitude, l.longitude
+           FROM connectors c
+           LEFT JOIN charger_locations l ON l.charge_point_id = c.charge_point_id
+           CROSS JOIN LATERAL (
+               SELECT coalesce(max(h.received_at), '-infinity'::timestamptz) AS at
+               FROM (SELECT h.received_at FROM status_history h
+                     WHERE h.charge_point_id = c.charge_point_id
+                       AND h.connector_id = c.connector_id
+                       AND h.received_at <= c.updated_at AND NOT (h.status = ANY($1::text[]))
+                     ORDER BY h.received_at DESC LIMIT 1) h
+           ) freed
+           CROSS JOIN LATERAL (
+               SELECT coalesce(min(h.received_at), c.updated_at) AS at
+               FROM (SELECT h.received_at FROM status_history h
+                     WHERE h.charge_point_id = c.charge_point_id
+                       AND h.connector_id = c.connector_id AND h.received_at > freed.at
+                     ORDER BY h.received_at LIMIT 1) h
+           ) cycle
            WHERE c.connector_id > 0 AND c.status = ANY($1::text[]) AND c.updated_at >= $2
              AND NOT EXISTS (
                  SELECT 1 FROM plug_ins p
                  WHERE p.charge_point_id = c.charge_point_id AND p.connector_id = c.connector_id
-                   AND (p.ended_at IS NULL OR p.ended_at >= c.updated_at))
+                   AND p.plugged_at > freed.at)
              AND NOT EXISTS (
                  SELECT 1 FROM charging_sessions s
                  WHERE s.charge_point_id = c.charge_point_id AND s.connector_id = c.connector_id
-                   AND s.ended_at IS NULL)
-           ORDER BY c.updated_at""",
+                   AND s.ended_at IS NULL AND s.created_at > freed.at)
+           ORDER BY cycle.at""",
         list(PLUGGED_STATES),
         since,
     )

@@ -220,19 +220,16 @@ async def update_preferences(
     return await get_vehicle(pool, vehicle_id)
 
 
-async def set_plug_interval(
-    pool: asyncpg.Pool, vehicle_id: int, interval: Any, *, force: bool = False
-) -> None:
+async def set_plug_interval(pool: asyncpg.Pool, vehicle_id: int, interval: Any) -> None:
     """Store the car's plug interval (``matcher.PlugInterval``); older data never wins."""
     await pool.execute(
         """UPDATE vehicles SET unplugged_seen_at = $2, plugged_seen_at = $3, plug_data_at = $4,
                last_plugged_in = $3::timestamptz IS NOT NULL
-           WHERE id = $1 AND ($5 OR plug_data_at IS NULL OR plug_data_at <= $4)""",
+           WHERE id = $1 AND (plug_data_at IS NULL OR plug_data_at <= $4)""",
         vehicle_id,
         interval.unplugged_at,
         interval.plugged_at,
         interval.data_at,
-        force,
     )
 
 

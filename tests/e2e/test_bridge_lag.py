@@ -89,3 +89,74 @@ async def test_a_webhook_ahead_of_its_connectors_preparing_does_not_start_the_ne
         "WHERE connector_id = 1 AND transaction_id IS NOT NULL"
     )
     assert billed == 0
+
+
+LEFT = "WVWZZZ1KZ00000555"  # on connector 2 before the watched car: nobody linked it
+
+
+@pytest.mark.smartcar_api("3")
+async def test_the_previous_cars_open_plug_in_does_not_hide_the_next_ones_preparing(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    """The fleet bench's wrong start: the car before on connector 2 left and the watched car
+    plugged in there, but the queue still holds connector 2's Available and Preparing, so
+    the bridge has the old plug-in open there. A neighbour on connector 1 decided then
+    must see connector 2's new plug cycle (the connector's history says it began after
+    the Available) and not take the watched car for its own."""
+    world = World(
+        vehicles=[car(v, 0.40, lat=SITE[0], lon=SITE[1]) for v in (UNLINKED, WATCHED, LEFT)],
+        chargers=[Charger("CP-L", SITE[0], SITE[1], 11_000.0, 2)],
+    )
+    async with bridge_env(
+        settings, db, world, webhooks=True, match_window=5.0, webhook_lag=2.0,
+        match_give_up_after=30.0, confirm_timeout=2.0,
+    ) as env:  # fmt: skip
+        await env.locate("CP-L", *SITE)
+        await env.link(await env.create_account(), WATCHED)
+        await env.wait_for("SELECT count(*) = 1 FROM vehicles WHERE webhook_seen_at IS NOT NULL")
+        env.runner.plug_in(LEFT, "CP-L", 2)
+        await env.wait_for("SELECT count(*) = 1 FROM plug_ins WHERE connector_id = 2")
+        # Long enough ago that the watched car's plug-in cannot be this one's (the window).
+        await asyncio.sleep(6.0)
+        engine: Any = env.bridge.engine
+        dispatch = engine._dispatch
+        backlog = asyncio.Event()
+
+        async def behind(event: Event) -> None:
+            if isinstance(event, ConnectorStatusChanged) and event.connector_id == 2:
+                await backlog.wait()
+            await dispatch(event)
+
+        env.runner.plug_in(UNLINKED, "CP-L", 1)
+        await env.wait_for("SELECT count(*) = 1 FROM plug_ins WHERE connector_id = 1")
+        engine._dispatch = behind
+        env.runner.unplug(LEFT)  # Available on connector 2: held
+        await env.wait_for("SELECT status = 'Available' FROM connectors WHERE connector_id = 2")
+        env.runner.plug_in(WATCHED, "CP-L", 2)  # Preparing on connector 2: held
+        await env.wait_for(
+            "SELECT plugged_seen_at IS NOT NULL FROM vehicles WHERE vin = $1", WATCHED
+        )
+        await env.wait_for(
+            "SELECT outcome <> 'pending' FROM plug_ins WHERE connector_id = 1",
+            timeout=TIMEOUT * 4,
+        )
+        # The bridge still has the old car's plug-in open on connector 2, and no other.
+        open_there = await db.fetch(
+            "SELECT ended_at FROM plug_ins WHERE connector_id = 2 ORDER BY id"
+        )
+        assert [r["ended_at"] for r in open_there] == [None]
+        assert await db.fetchval("SELECT outcome FROM plug_ins WHERE connector_id = 1") != "matched"
+        backlog.set()
+        transaction_id = await env.wait_for(
+            "SELECT transaction_id FROM charging_sessions "
+            "WHERE vin = $1 AND connector_id = 2 AND transaction_id IS NOT NULL",
+            WATCHED,
+            timeout=TIMEOUT * 6,
+        )
+        on_cable = env.runner.charge_points["CP-L"].connector(2).transaction_id
+    assert on_cable == transaction_id
+    billed = await db.fetchval(
+        "SELECT count(*) FROM charging_sessions "
+        "WHERE connector_id = 1 AND transaction_id IS NOT NULL"
+    )
+    assert billed == 0

@@ -168,3 +168,59 @@ async def test_unlinking_a_car_takes_it_off_the_webhook(
         if env.api_version == "3":
             assert not env.fake.v3.subscriptions  # DELETE /subscriptions/{id}
     assert [e for e in logs if e["event"] == "bridge.webhook_unsubscribed"]
+
+
+async def test_late_cable_deliveries_never_overwrite_a_newer_state(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    """Deliveries are unordered and retried (§10): three plug cycles' cable changes arrive
+    shuffled and at once; the car ends as its newest change left it (unplugged), not as a
+    late "plugged in" from an earlier cycle says, which would make it a candidate for a
+    neighbour's plug-in it never made."""
+    import asyncio
+    import random
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    linked = car(vin(800), 0.5)
+    world = World(vehicles=[linked], chargers=[charger("CP-A")])
+    async with bridge_env(settings, db, world, webhooks=True) as env:
+        await env.link(await env.create_account(), linked.vin)
+        base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+
+        def cable(plugged: bool, seconds: int) -> dict[str, object]:
+            at = int((base + timedelta(seconds=seconds)).timestamp() * 1000)
+            code = "charge-ischargingcableconnected"
+            return {
+                "eventId": str(uuid.uuid4()),
+                "eventType": "VEHICLE_STATE",
+                "vehicleId": linked.smartcar_id,
+                "data": {
+                    "vehicle": {"id": linked.smartcar_id},
+                    "triggers": [{"code": code}],
+                    "signals": [
+                        {
+                            "code": code,
+                            "body": {"value": plugged},
+                            "meta": {"oemUpdatedAt": at, "fetchedAt": at},
+                        }
+                    ],
+                },
+            }
+
+        changes = [cable(n % 2 == 0, 60 * n) for n in range(6)]  # plugged, unplugged, ...
+        shuffled = random.Random(16).sample(changes, len(changes))
+        await asyncio.gather(*(env.bridge.engine.on_webhook(e) for e in shuffled))
+        # Then each again (retries: dropped on eventId), and all of them newest first, as
+        # distinct deliveries: the last to arrive is the oldest, "plugged in" 5 min ago.
+        await asyncio.gather(*(env.bridge.engine.on_webhook(e) for e in shuffled))
+        for event in reversed(changes):
+            await env.bridge.engine.on_webhook({**event, "eventId": str(uuid.uuid4())})
+        row = await db.fetchrow(
+            "SELECT plugged_seen_at, unplugged_seen_at, plug_data_at FROM vehicles WHERE vin = $1",
+            linked.vin,
+        )
+    newest = base + timedelta(seconds=300)
+    assert row["plugged_seen_at"] is None
+    assert row["unplugged_seen_at"] == newest
+    assert row["plug_data_at"] == newest
