@@ -62,6 +62,7 @@ class Bridge:
             metrics=metrics,
             limiter=self._limiter(settings, pool, clustered=cluster is not None),
         )
+        self.client.ledger.decision_budget = settings.decision_calls or None  # 0: no cap
         cipher = TokenCipher(settings.secret_key)
         self.tokens = TokenStore(pool, cipher, self.client, clock)
         self.access = VehicleAccess(self._vehicle_api(settings, pool, cipher, clock))
@@ -84,6 +85,7 @@ class Bridge:
             clock=clock,
             register_id_tag=register_id_tag,
             work=self._work(pool, cluster),
+            decision_spent=self.client.ledger.spent,
         )
 
     @staticmethod

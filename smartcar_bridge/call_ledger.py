@@ -15,7 +15,12 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+import structlog
+
+from smartcar_bridge.errors import SmartcarError
 from smartcar_bridge.ratelimit import current_call
+
+log = structlog.get_logger()
 
 _plug_in: ContextVar[int | None] = ContextVar("smartcar_call_plug_in", default=None)
 
@@ -30,10 +35,52 @@ def for_plug_in(plug_in_id: int) -> Iterator[None]:
         _plug_in.reset(token)
 
 
+class DecisionBudgetSpent(SmartcarError):
+    """Refused here: this plug-in's decision has made its budget of calls (issue 16).
+
+    Not retried: the decision goes on with what it knows, and a car it cannot afford to
+    read is unreadable to it (never guessed; matching.relate)."""
+
+    default_type = "BUDGET"
+    local = True
+
+
 @dataclass(slots=True)
 class CallLedger:
     by_plug_in: Counter[int] = field(default_factory=Counter)
     by_session: Counter[int] = field(default_factory=Counter)
+    # Calls one plug-in decision may make, every purpose and retry included (None: no cap).
+    decision_budget: int | None = None
+    _warned: set[int] = field(default_factory=set)
+
+    def spent(self, plug_in_id: int) -> bool:
+        """True when this plug-in's decision can make no more calls."""
+        budget = self.decision_budget
+        return budget is not None and self.by_plug_in[plug_in_id] >= budget
+
+    def check(self) -> None:
+        """Before a call: refuse it if it is a decision's and that decision's budget is
+        spent. A session's calls are not capped here (the limiter warns past its budget)."""
+        plug_in_id = _plug_in.get()
+        budget = self.decision_budget
+        if budget is None or plug_in_id is None or current_call().session_id is not None:
+            return
+        if self.by_plug_in[plug_in_id] < budget:
+            return
+        if plug_in_id not in self._warned:
+            self._warned.add(plug_in_id)
+            log.warning(
+                "bridge.decision_budget_spent",
+                plug_in_id=plug_in_id,
+                calls=self.by_plug_in[plug_in_id],
+                budget=budget,
+                purpose=current_call().purpose.value,
+            )
+        raise DecisionBudgetSpent(
+            f"the plug-in decision has made its {budget} Smartcar calls",
+            code="DECISION",
+            retryable=False,
+        )
 
     def sent(self) -> None:
         """One call went out: count it for its session, else for its plug-in's decision."""

@@ -446,6 +446,8 @@ class SmartcarClient:
         for attempt in range(1, self._max_attempts + 1):
             started = time.perf_counter()
             cause: Exception | None = None
+            if form is None:
+                self.ledger.check()  # before the limiter: a refused call takes no token
             if limiter is not None:
                 try:
                     await limiter.acquire(vehicle_id)

@@ -9,8 +9,12 @@ running transaction. Nobody charging within ``confirm_timeout``, or more than on
 charging, and the start is stopped: nothing is billed to anyone for it.
 
 A candidate watched by webhooks is not read: its ``Charge.IsCharging`` deliveries (at or
-after the start) say whether it charges. Only if none came by half the timeout (a lost
-or late delivery) is it read, as a polling car is.
+after the start) say whether it charges, checked every ``confirm_poll``. A polling
+candidate costs calls (issue 16: a plug-in decision's budget), so it is read in
+``READ_ROUNDS`` rounds only: a third into the timeout (a car that was started charges by
+then) and at its end; a webhook-watched candidate that sent nothing is read in the last
+round (a lost or late delivery). Its state before the start comes from the match's own
+reading when that is recent, not from another call.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ RegisterIdTag = Callable[[str, str], Awaitable[None]]
 
 # A car whose webhooks arrived this recently is watched by them (as in plug_in_desk).
 WEBHOOK_FRESH = timedelta(days=7)
+# When polling candidates are read, as shares of the confirmation timeout.
+READ_ROUNDS = (1 / 3, 1.0)
+# A match reading this many confirm_polls old still tells the charge state before the start.
+_BEFORE_FRESH_POLLS = 3.0
 
 
 def confirmation_id_tag() -> str:
@@ -194,16 +202,24 @@ class Confirmer:
             reported = self._watch.reported_charging(vehicle.id, datetime.min.replace(tzinfo=UTC))
             if reported is not None:
                 return reported
+        recent = self._watch.recent_charging(
+            vehicle.id, _BEFORE_FRESH_POLLS * self._settings.poll_s
+        )
+        if recent is not None:
+            return recent
         return await self._watch.charging(vehicle, log)
 
     async def _charging_since(
-        self, vehicle: store.Vehicle, since: datetime, fallback: bool, log: Any
+        self, vehicle: store.Vehicle, since: datetime, read: bool, last: bool, log: Any
     ) -> bool | None:
-        """Charging since the start: from the car's webhooks, read only as the fallback."""
+        """Charging since the start: from the car's webhooks, free, at every poll; a polling
+        car read only in a ``read`` round, a watched one only in the ``last`` (fallback)."""
         if self._webhooks_watch(vehicle):
             reported = self._watch.reported_charging(vehicle.id, since)
-            if reported is not None or not fallback:
+            if reported is not None or not last:
                 return bool(reported)
+        elif not read:
+            return None
         return await self._watch.charging(vehicle, log)
 
     async def _watch_cars(
@@ -211,16 +227,19 @@ class Confirmer:
     ) -> tuple[store.Vehicle | None, str]:
         by_id = {v.id: v for v in watched}
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._settings.timeout_s
-        fallback_at = loop.time() + self._settings.timeout_s / 2
-        while loop.time() < deadline:
-            await asyncio.sleep(self._settings.poll_s)
+        begun = loop.time()
+        rounds = [begun + share * self._settings.timeout_s for share in READ_ROUNDS]
+        while rounds:
+            await asyncio.sleep(max(0.0, min(self._settings.poll_s, rounds[0] - loop.time())))
             if not await self._still_plugged(plug):
                 return None, "plug_cycle_ended"
-            fallback = loop.time() >= fallback_at
+            read = loop.time() >= rounds[0]
+            if read:
+                rounds.pop(0)
+            last = read and not rounds
             with call_purpose(Purpose.CONFIRM):
                 states = await asyncio.gather(
-                    *(self._charging_since(v, since, fallback, log) for v in watched)
+                    *(self._charging_since(v, since, read, last, log) for v in watched)
                 )
             readings = [ChargingReading(v.id, s) for v, s in zip(watched, states, strict=True)]
             vehicle_id, reason = confirmed_car(readings)

@@ -64,6 +64,7 @@ class PlugInDesk:
         webhook_lag_s: float = 30.0,
         webhook_fresh_s: float = 7 * 86_400.0,
         position_trusted_s: float = candidates.DEFAULT_POSITION_TRUSTED.total_seconds(),
+        decision_spent: Callable[[int], bool] = lambda _plug_in_id: False,
     ) -> None:
         self._pool = pool
         self._access = access
@@ -80,8 +81,13 @@ class PlugInDesk:
         self._webhook_lag = timedelta(seconds=webhook_lag_s)
         self._webhook_fresh = timedelta(seconds=webhook_fresh_s)
         self._position_trusted = timedelta(seconds=position_trusted_s)
+        self._decision_spent = decision_spent
         self._fleet_cache: tuple[float, list[store.Vehicle]] | None = None
         self._fleet_read: asyncio.Task[list[store.Vehicle]] | None = None
+        self._ranking_cache: (
+            tuple[list[store.Vehicle], tuple[tuple[PlugIn, ...], datetime], candidates.Ranking]
+            | None
+        ) = None
         # Polling cars each plug-in has paid a read for (its budget, issue 16).
         self._paid: dict[int, set[int]] = {}
         self._spent: dict[int, int] = {}
@@ -118,6 +124,11 @@ class PlugInDesk:
                     return
                 decision = await self._decide(row, bound)
                 if await self._act(row, decision, bound):
+                    return
+                if decision.outcome in ("matched", "confirm") and self._decision_spent(row.id):
+                    # What is left needs a call (a battery, a confirmation read) and every
+                    # call would be refused: say so now instead of retrying until give-up.
+                    await self._close(row, plug_ins.NO_MATCH, "call_budget_spent", bound, decision)
                     return
                 # Waiting on another plug-in's confirmation is bounded by that confirmation
                 # (CSMS_BRIDGE_CONFIRM_TIMEOUT): the car is found there or released here.
@@ -173,17 +184,9 @@ class PlugInDesk:
         # the cars already read are judged from their last reading, at no cost.
         paid = self._paid.setdefault(row.id, set())
         spent = self._spent.get(row.id, 0)
-        known = [
-            candidates.Known(v.id, v.latitude, v.longitude, v.location_at, v.webhook_seen_at)
-            for v in everyone
-        ]
-        selection = candidates.select(
-            known,
-            plugs,
-            self._clock(),
+        selection = candidates.spend(
+            self._ranking(everyone, plugs),
             budget=self._read_budget - spent,
-            webhook_fresh=self._webhook_fresh,
-            position_trusted=self._position_trusted,
             already_read=frozenset(paid) if spent < self._read_budget else frozenset(),
         )
         watched = frozenset(selection.watched)
@@ -221,6 +224,29 @@ class PlugInDesk:
             weighed, cars, now=self._clock(), window=self._window, settle=self._settle
         )
         return decisions[row.id]
+
+    def _ranking(self, everyone: list[store.Vehicle], plugs: list[PlugIn]) -> candidates.Ranking:
+        """The fleet ranked for the pending plug-ins: the same for each of their decisions
+        while the fleet snapshot and the set of plug-ins are (only a plug-in's budget
+        differs), so a rush hour's decisions share one ranking instead of each measuring
+        the fleet again. The second's bucket bounds how long ``now`` may be stale in it."""
+        now = self._clock()
+        key = (tuple(sorted(plugs, key=lambda p: p.id)), now.replace(microsecond=0))
+        cached = self._ranking_cache
+        if cached is not None and cached[0] is everyone and cached[1] == key:
+            return cached[2]
+        ranking = candidates.rank(
+            [
+                candidates.Known(v.id, v.latitude, v.longitude, v.location_at, v.webhook_seen_at)
+                for v in everyone
+            ],
+            plugs,
+            now,
+            webhook_fresh=self._webhook_fresh,
+            position_trusted=self._position_trusted,
+        )
+        self._ranking_cache = (everyone, key, ranking)
+        return ranking
 
     async def _unrecorded(self, plugs: list[PlugIn]) -> list[PlugIn]:
         """Not yet recorded plug-ins that can share a car with ``plugs`` (a car is a

@@ -80,6 +80,7 @@ class PlugAndCharge:
         clock: Clock,
         register_id_tag: RegisterIdTag = _no_registry,
         work: WorkPort | None = None,
+        decision_spent: Callable[[int], bool] = lambda _plug_in_id: False,
     ) -> None:
         self._pool = pool
         self._work: WorkPort = work if work is not None else LocalWork(pool)
@@ -125,6 +126,7 @@ class PlugAndCharge:
             read_budget=settings.decision_reads,
             webhook_lag_s=settings.webhook_lag,
             position_trusted_s=settings.position_trusted,
+            decision_spent=decision_spent,
         )
 
     async def start(self) -> None:

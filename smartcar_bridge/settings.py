@@ -42,6 +42,9 @@ class BridgeSettings:
     # plug-in decision may read, and how long after a Preparing a webhook-watched car's
     # silence means it did not plug in.
     decision_reads: int = 4
+    # Every Smartcar call one plug-in decision may make (reads, battery, confirmation, retries):
+    # a hard cap, the call past it is refused here (0: no cap).
+    decision_calls: int = 0
     webhook_lag: float = 30.0
     # How long a polling car's last known position is trusted to exclude it from a
     # plug-in elsewhere (it may have driven since).
@@ -103,6 +106,9 @@ def from_env(env: EnvReader) -> BridgeSettings | None:
         ),
         decision_reads=reader.integer(
             "CSMS_BRIDGE_DECISION_READS", defaults.decision_reads, minimum=0
+        ),
+        decision_calls=reader.integer(
+            "CSMS_BRIDGE_DECISION_CALLS", defaults.decision_calls, minimum=0
         ),
         webhook_lag=reader.seconds("CSMS_BRIDGE_WEBHOOK_LAG", defaults.webhook_lag),
         position_trusted=reader.seconds("CSMS_BRIDGE_POSITION_TRUSTED", defaults.position_trusted),

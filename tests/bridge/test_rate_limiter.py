@@ -252,3 +252,40 @@ async def test_client_never_trips_the_fakes_vehicle_throttle(running: RunningFak
     assert outcomes.count("429") == 1
     assert outcomes.count("held") == 9
     assert running.fake.costs.refused["RATE_LIMIT:VEHICLE"] == 1
+
+
+async def test_a_plug_in_decision_never_makes_more_than_its_budget(running: RunningFake) -> None:
+    """Issue 16's 5 calls per decision as a hard cap: three decisions at once, each trying
+    eight reads, send five each; the rest are refused here (nothing reaches the fake) and
+    said once per decision. A session's calls are not capped by it."""
+    from smartcar_bridge.call_ledger import DecisionBudgetSpent, for_plug_in
+
+    smartcar, _, _ = limited_client(running, max_retry_after=0.0)
+    smartcar.ledger.decision_budget = 5
+    async with smartcar:
+        vehicle = first_vehicle(running)
+        tokens = await connect(smartcar, running, vehicle.vin)
+        sent_before = running.fake.request_count
+
+        async def decide(plug_in_id: int) -> list[str]:
+            outcomes = []
+            with for_plug_in(plug_in_id), call_purpose(Purpose.MATCH):
+                for _ in range(8):
+                    try:
+                        await smartcar.battery(tokens.access_token, vehicle.smartcar_id)
+                        outcomes.append("sent")
+                    except DecisionBudgetSpent:
+                        outcomes.append("refused")
+            return outcomes
+
+        with capture_logs() as logs:
+            results = await asyncio.gather(*(decide(n) for n in (11, 12, 13)))
+        assert [r.count("sent") for r in results] == [5, 5, 5]
+        assert running.fake.request_count - sent_before == 15
+        assert dict(smartcar.ledger.by_plug_in) == {11: 5, 12: 5, 13: 5}
+        spent = [e for e in logs if e["event"] == "bridge.decision_budget_spent"]
+        assert sorted(e["plug_in_id"] for e in spent) == [11, 12, 13]
+        # The session opened for plug-in 11 reads on: its calls are the session's budget.
+        with for_plug_in(11), call_purpose(Purpose.MONITOR, session_id=7):
+            await smartcar.battery(tokens.access_token, vehicle.smartcar_id)
+        assert smartcar.ledger.by_session[7] == 1
