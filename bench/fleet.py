@@ -478,6 +478,27 @@ async def _keep_wrong_starts(
                     {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in dict(r).items()}
                     for r in rows
                 ]
+            # The started car as the bridge knew it, and its plug-ins everywhere.
+            session_id = detail["record"].get("session_id")
+            for key, query in (
+                ("started_car", "SELECT id, vin, unplugged_seen_at, plugged_seen_at, "
+                 "plug_data_at, latitude, longitude, location_at, webhook_seen_at FROM vehicles "
+                 "WHERE id = (SELECT vehicle_id FROM charging_sessions WHERE id = $1)"),
+                ("started_car_plug_ins", "SELECT * FROM plug_ins WHERE vehicle_id = "
+                 "(SELECT vehicle_id FROM charging_sessions WHERE id = $1)"),
+                # Every plug-in around it, anywhere: the one that was the car's own, maybe.
+                ("plug_ins_around", "SELECT p.id, p.charge_point_id, p.connector_id, "
+                 "p.plugged_at, p.ended_at, p.outcome, p.reason, p.decided_at, v.vin "
+                 "FROM plug_ins p LEFT JOIN vehicles v ON v.id = p.vehicle_id, "
+                 "charging_sessions s WHERE s.id = $1 AND p.plugged_at BETWEEN "
+                 "(SELECT plugged_at FROM plug_ins WHERE id = s.plug_in_id) - interval '30 s' "
+                 "AND (SELECT plugged_at FROM plug_ins WHERE id = s.plug_in_id) + interval '30 s'"),
+            ):  # fmt: skip
+                rows = await db.fetch(query + " ORDER BY 1", session_id)
+                detail[key] = [
+                    {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in dict(r).items()}
+                    for r in rows
+                ]
     finally:
         await db.close()
     path = server.log_dir / f"bench-fleet-{cars}.wrong.json"

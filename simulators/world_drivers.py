@@ -107,7 +107,16 @@ def plug_in_report(
         else:
             continue
         wrong.append(record["id"])
-        details.append(wrong_start_detail(record, why, cables))
+        detail = wrong_start_detail(record, why, cables)
+        if cable is not None:
+            detail["cable_of_transaction"] = {
+                "vin": cable.vin[-6:],
+                "charger": f"{cable.charger_id}/{cable.connector_id}",
+                "plugged_at": cable.plugged_at.isoformat(),
+                "unplugged_at": cable.unplugged_at.isoformat() if cable.unplugged_at else None,
+                "transaction_ids": list(cable.transaction_ids),
+            }
+        details.append(detail)
     latency = {
         outcome: _spread(
             r["remote_start_latency_s"]
@@ -148,10 +157,21 @@ def wrong_start_detail(
         if c.charger_id == record.get("charge_point_id")
         and c.connector_id == record.get("connector_id")
     ]
+    started = str(record.get("vin") or "")[-6:]
+    of_car = [
+        {
+            "charger": f"{c.charger_id}/{c.connector_id}",
+            "plugged_at": c.plugged_at.isoformat(),
+            "unplugged_at": c.unplugged_at.isoformat() if c.unplugged_at else None,
+        }
+        for c in cables
+        if started and c.vin[-6:] == started
+    ]
     return {
         "why": why,
         "record": {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in record.items()},
         "cables_on_connector": on_connector,
+        "cables_of_started_car": of_car,
     }
 
 
