@@ -62,11 +62,11 @@ class CallLedger:
         """Before a call: refuse it if it is a decision's and that decision's budget is
         spent. A session's calls are not capped here (the limiter warns past its budget)."""
         plug_in_id = _plug_in.get()
+        if plug_in_id is None or current_call().session_id is not None:
+            return
+        if not self.spent(plug_in_id):
+            return
         budget = self.decision_budget
-        if budget is None or plug_in_id is None or current_call().session_id is not None:
-            return
-        if self.by_plug_in[plug_in_id] < budget:
-            return
         if plug_in_id not in self._warned:
             self._warned.add(plug_in_id)
             log.warning(

@@ -26,6 +26,40 @@ UNLINKED = "WVWZZZ1KZ00000777"  # on connector 1: nobody linked it
 WATCHED = "5YJ3E7EB0KF000888"  # on connector 2: linked, its webhooks arrive
 
 
+def hold_connector(env: Any, connector_id: int) -> asyncio.Event:
+    """From now on the bridge's event queue stops at this connector's first status, as
+    behind a backlog (everything after it waits too); webhooks still come straight in.
+    Setting the returned event lets the queue run on."""
+    engine: Any = env.bridge.engine
+    dispatch = engine._dispatch
+    backlog = asyncio.Event()
+
+    async def behind(event: Event) -> None:
+        if isinstance(event, ConnectorStatusChanged) and event.connector_id == connector_id:
+            await backlog.wait()
+        await dispatch(event)
+
+    engine._dispatch = behind
+    return backlog
+
+
+async def started_on_connector_2_only(env: Any, db: asyncpg.Connection) -> None:
+    """Once the queue runs on, the watched car is started on its own cable (connector 2)
+    and nothing on connector 1 is billed to it, nor to anyone."""
+    transaction_id = await env.wait_for(
+        "SELECT transaction_id FROM charging_sessions "
+        "WHERE vin = $1 AND connector_id = 2 AND transaction_id IS NOT NULL",
+        WATCHED,
+        timeout=TIMEOUT * 6,
+    )
+    assert env.runner.charge_points["CP-L"].connector(2).transaction_id == transaction_id
+    billed = await db.fetchval(
+        "SELECT count(*) FROM charging_sessions "
+        "WHERE connector_id = 1 AND transaction_id IS NOT NULL"
+    )
+    assert billed == 0
+
+
 @pytest.mark.smartcar_api("3")
 async def test_a_webhook_ahead_of_its_connectors_preparing_does_not_start_the_neighbour(
     settings: Settings, db: asyncpg.Connection
@@ -46,16 +80,7 @@ async def test_a_webhook_ahead_of_its_connectors_preparing_does_not_start_the_ne
         await env.wait_for("SELECT count(*) = 1 FROM vehicles WHERE webhook_seen_at IS NOT NULL")
         # The queue falls behind at connector 2's Preparing: it and everything after it
         # wait, as behind a backlog; webhooks still come straight in.
-        engine: Any = env.bridge.engine
-        dispatch = engine._dispatch
-        backlog = asyncio.Event()
-
-        async def behind(event: Event) -> None:
-            if isinstance(event, ConnectorStatusChanged) and event.connector_id == 2:
-                await backlog.wait()
-            await dispatch(event)
-
-        engine._dispatch = behind
+        backlog = hold_connector(env, 2)
         env.runner.plug_in(UNLINKED, "CP-L", 1)
         await env.wait_for("SELECT count(*) = 1 FROM plug_ins WHERE connector_id = 1")
         env.runner.plug_in(WATCHED, "CP-L", 2)
@@ -73,22 +98,9 @@ async def test_a_webhook_ahead_of_its_connectors_preparing_does_not_start_the_ne
         assert await db.fetchval("SELECT outcome FROM plug_ins WHERE connector_id = 1") != "matched"
         backlog.set()
         # The car is found where it is, once its connector's Preparing arrives.
-        transaction_id = await env.wait_for(
-            "SELECT transaction_id FROM charging_sessions "
-            "WHERE vin = $1 AND connector_id = 2 AND transaction_id IS NOT NULL",
-            WATCHED,
-            timeout=TIMEOUT * 6,
-        )
-        on_cable = env.runner.charge_points["CP-L"].connector(2).transaction_id
-    assert on_cable == transaction_id
+        await started_on_connector_2_only(env, db)
     first = await db.fetchrow("SELECT outcome, session_id FROM plug_ins WHERE connector_id = 1")
     assert first["outcome"] != "matched"
-    # Nothing on connector 1 is billed to the watched car (nor to anyone).
-    billed = await db.fetchval(
-        "SELECT count(*) FROM charging_sessions "
-        "WHERE connector_id = 1 AND transaction_id IS NOT NULL"
-    )
-    assert billed == 0
 
 
 LEFT = "WVWZZZ1KZ00000555"  # on connector 2 before the watched car: nobody linked it
@@ -118,18 +130,9 @@ async def test_the_previous_cars_open_plug_in_does_not_hide_the_next_ones_prepar
         await env.wait_for("SELECT count(*) = 1 FROM plug_ins WHERE connector_id = 2")
         # Long enough ago that the watched car's plug-in cannot be this one's (the window).
         await asyncio.sleep(6.0)
-        engine: Any = env.bridge.engine
-        dispatch = engine._dispatch
-        backlog = asyncio.Event()
-
-        async def behind(event: Event) -> None:
-            if isinstance(event, ConnectorStatusChanged) and event.connector_id == 2:
-                await backlog.wait()
-            await dispatch(event)
-
         env.runner.plug_in(UNLINKED, "CP-L", 1)
         await env.wait_for("SELECT count(*) = 1 FROM plug_ins WHERE connector_id = 1")
-        engine._dispatch = behind
+        backlog = hold_connector(env, 2)
         env.runner.unplug(LEFT)  # Available on connector 2: held
         await env.wait_for("SELECT status = 'Available' FROM connectors WHERE connector_id = 2")
         env.runner.plug_in(WATCHED, "CP-L", 2)  # Preparing on connector 2: held
@@ -147,16 +150,4 @@ async def test_the_previous_cars_open_plug_in_does_not_hide_the_next_ones_prepar
         assert [r["ended_at"] for r in open_there] == [None]
         assert await db.fetchval("SELECT outcome FROM plug_ins WHERE connector_id = 1") != "matched"
         backlog.set()
-        transaction_id = await env.wait_for(
-            "SELECT transaction_id FROM charging_sessions "
-            "WHERE vin = $1 AND connector_id = 2 AND transaction_id IS NOT NULL",
-            WATCHED,
-            timeout=TIMEOUT * 6,
-        )
-        on_cable = env.runner.charge_points["CP-L"].connector(2).transaction_id
-    assert on_cable == transaction_id
-    billed = await db.fetchval(
-        "SELECT count(*) FROM charging_sessions "
-        "WHERE connector_id = 1 AND transaction_id IS NOT NULL"
-    )
-    assert billed == 0
+        await started_on_connector_2_only(env, db)
