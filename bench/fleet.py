@@ -533,6 +533,9 @@ def _figures(
             assert key is not None
             per_session[key].append(session_calls + calls)
             per_hour[key].append((session_calls + calls) / max(1.0, hours))
+    # The decisions that cost most, with what they spent their calls on: where a budget
+    # overrun comes from.
+    costliest = sorted(records, key=lambda r: -(r.get("decision_smartcar_calls") or 0))[:5]
     outcomes = report["outcomes"]
     plugged = len(runner.sessions)
     started = outcomes["matched"] + outcomes["confirmed"]
@@ -547,6 +550,16 @@ def _figures(
         "wrong_plug_ins": report["wrong_plug_ins"],
         "remote_start_latency_s": report["remote_start_latency_s"],
         "decision_calls": {k: spread(v) for k, v in decision.items()},
+        "costliest_decisions": [
+            {
+                "plug_in_id": r.get("id"),
+                "calls": r.get("decision_smartcar_calls"),
+                "by_purpose": r.get("decision_smartcar_calls_by_purpose"),
+                "outcome": f"{r['outcome']}:{r.get('reason')}",
+            }
+            for r in costliest
+            if (r.get("decision_smartcar_calls") or 0) > DECISION_BUDGET
+        ],
         "session_calls": {k: spread(v) for k, v in per_session.items()},
         "session_hour_calls": {k: spread(v) for k, v in per_hour.items()},
     }
@@ -601,6 +614,8 @@ def render(results: dict[str, Any]) -> str:
             ]
             lines.append(f"  {title}: " + "; ".join(parts))
         lines.append(f"  calls by purpose: {r['calls_by_purpose']}")
+        if r.get("costliest_decisions"):
+            lines.append(f"  decisions over budget: {r['costliest_decisions']}")
         lines.append(
             f"  Smartcar calls accepted {r['smartcar_calls_accepted']}, refused by the fake: "
             f"{r['smartcar_refused'] or 'none'}; by outcome (bridge): {r['calls_by_outcome']}"

@@ -86,6 +86,7 @@ class Bridge:
             register_id_tag=register_id_tag,
             work=self._work(pool, cluster),
             decision_spent=self.client.ledger.spent,
+            decision_calls_made=self.client.ledger.made,
         )
 
     @staticmethod

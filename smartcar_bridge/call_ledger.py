@@ -48,10 +48,17 @@ class DecisionBudgetSpent(SmartcarError):
 @dataclass(slots=True)
 class CallLedger:
     by_plug_in: Counter[int] = field(default_factory=Counter)
+    # The same decision calls by purpose (match, session_read, confirm, ...): what a costly
+    # decision spent its calls on.
+    decision_purposes: dict[int, Counter[str]] = field(default_factory=dict)
     by_session: Counter[int] = field(default_factory=Counter)
     # Calls one plug-in decision may make, every purpose and retry included (None: no cap).
     decision_budget: int | None = None
     _warned: set[int] = field(default_factory=set)
+
+    def made(self, plug_in_id: int) -> int:
+        """The calls this plug-in's decision has made so far."""
+        return self.by_plug_in.get(plug_in_id, 0)
 
     def spent(self, plug_in_id: int) -> bool:
         """True when this plug-in's decision can make no more calls."""
@@ -91,3 +98,5 @@ class CallLedger:
         plug_in_id = _plug_in.get()
         if plug_in_id is not None:
             self.by_plug_in[plug_in_id] += 1
+            purposes = self.decision_purposes.setdefault(plug_in_id, Counter())
+            purposes[current_call().purpose.value] += 1

@@ -13,8 +13,9 @@ after the start) say whether it charges, checked every ``confirm_poll``. A polli
 candidate costs calls (issue 16: a plug-in decision's budget), so it is read in
 ``READ_ROUNDS`` rounds only: a third into the timeout (a car that was started charges by
 then) and at its end; a webhook-watched candidate that sent nothing is read in the last
-round (a lost or late delivery). Its state before the start comes from the match's own
-reading when that is recent, not from another call.
+round (a lost or late delivery). When what the decision has left of its ``DECISION_BUDGET``
+does not pay for both rounds, the early one is skipped. A candidate's state before the
+start comes from the match's own reading when that is recent, not from another call.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ RegisterIdTag = Callable[[str, str], Awaitable[None]]
 WEBHOOK_FRESH = timedelta(days=7)
 # When polling candidates are read, as shares of the confirmation timeout.
 READ_ROUNDS = (1 / 3, 1.0)
+# The calls one plug-in decision plans for (issue 16), match reads included: a confirmation
+# that cannot afford both rounds reads its candidates once, at the end.
+DECISION_BUDGET = 5
 # A match reading this many confirm_polls old still tells the charge state before the start.
 _BEFORE_FRESH_POLLS = 3.0
 
@@ -52,6 +56,15 @@ _BEFORE_FRESH_POLLS = 3.0
 def confirmation_id_tag() -> str:
     """An idTag for one confirmation start (CiString20): ``CF`` and 18 random hex digits."""
     return "CF" + secrets.token_hex(9).upper()
+
+
+def read_rounds(calls_left: int, *, polling: int, watched: int) -> tuple[float, ...]:
+    """The read rounds a confirmation can afford: both ``READ_ROUNDS`` when the decision's
+    budget pays for every polling candidate twice and a last-round read of each watched
+    one; else the last round only (it alone can tell "did not start")."""
+    if calls_left >= len(READ_ROUNDS) * polling + watched:
+        return READ_ROUNDS
+    return READ_ROUNDS[-1:]
 
 
 @dataclass(slots=True, frozen=True)
@@ -72,8 +85,10 @@ class Confirmer:
         register_id_tag: RegisterIdTag,
         settings: ConfirmationSettings,
         clock: Callable[[], datetime],
+        calls_left: Callable[[int], int] = lambda _plug_in_id: DECISION_BUDGET,
     ) -> None:
         self._pool = pool
+        self._calls_left = calls_left
         self._watch = watch
         self._command = command
         self._register = register_id_tag
@@ -228,7 +243,12 @@ class Confirmer:
         by_id = {v.id: v for v in watched}
         loop = asyncio.get_running_loop()
         begun = loop.time()
-        rounds = [begun + share * self._settings.timeout_s for share in READ_ROUNDS]
+        shares = read_rounds(
+            self._calls_left(plug.id),
+            polling=sum(not self._webhooks_watch(v) for v in watched),
+            watched=sum(self._webhooks_watch(v) for v in watched),
+        )
+        rounds = [begun + share * self._settings.timeout_s for share in shares]
         while rounds:
             await asyncio.sleep(max(0.0, min(self._settings.poll_s, rounds[0] - loop.time())))
             if not await self._still_plugged(plug):

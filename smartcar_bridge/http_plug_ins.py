@@ -19,12 +19,15 @@ def create_router(bridge: Bridge) -> APIRouter:
         """Newest first: outcome (matched, confirmed, no_match, unpaid, at_target,
         unconfirmed, dropped, pending, confirming), the car (masked VIN), the seconds
         from the charger's Preparing to our RemoteStartTransaction, and the Smartcar calls
-        this process spent on the decision and on the session."""
+        this process spent on the decision (in all and by purpose) and on the session."""
         rows = await plug_in_store.recent(bridge.pool, limit)
         ledger = bridge.client.ledger
         for row in rows:
             # Smartcar calls this process sent for the decision and for the session after it.
             row["decision_smartcar_calls"] = ledger.by_plug_in.get(row["id"], 0)
+            row["decision_smartcar_calls_by_purpose"] = dict(
+                ledger.decision_purposes.get(row["id"], {})
+            )
             session_id = row["session_id"]
             row["session_smartcar_calls"] = (
                 ledger.by_session.get(session_id, 0) if session_id is not None else None

@@ -104,6 +104,8 @@ class CarWatch:
         self._latest: dict[int, _Reading] = {}
         # Charge.IsCharging as the car's webhooks last reported it, ordered by oemUpdatedAt.
         self._reported_charging: dict[int, tuple[bool, datetime]] = {}
+        # The state of charge as the car's webhooks last reported it, ordered the same way.
+        self._reported_soc: dict[int, tuple[float, datetime]] = {}
 
     async def cars(
         self,
@@ -229,6 +231,17 @@ class CarWatch:
         known = self._reported_charging.get(vehicle_id)
         if known is None or known[1] <= at:
             self._reported_charging[vehicle_id] = (charging, at)
+
+    def report_soc(self, vehicle_id: int, soc_percent: float, at: datetime) -> None:
+        """A webhook's state of charge (the newest by ``oemUpdatedAt`` wins)."""
+        known = self._reported_soc.get(vehicle_id)
+        if known is None or known[1] <= at:
+            self._reported_soc[vehicle_id] = (soc_percent, at)
+
+    def reported_soc(self, vehicle_id: int, since: datetime) -> float | None:
+        """The SoC the webhooks reported at or after ``since``; None if nothing."""
+        known = self._reported_soc.get(vehicle_id)
+        return known[0] if known is not None and known[1] >= since else None
 
     def reported_charging(self, vehicle_id: int, since: datetime) -> bool | None:
         """What the webhooks said about charging at or after ``since``; None if nothing."""

@@ -28,7 +28,10 @@ How a car relates to one plug-in (:func:`relate`), with ``W`` the match window:
 Deciding a set of pending plug-ins (:func:`decide`):
 
 0. A plug-in younger than ``settle`` waits (its neighbours' Preparing may be on the way);
-   its candidates stay contested for the others.
+   its candidates stay contested for the others. So does a plug-in with a candidate that
+   plugged in less than ``settle`` before ``plugs_known_at`` (when the caller read the set
+   of plug-ins): the Preparing of the connector that car is on may not be in the set yet,
+   and the car read later than the set would look like this plug-in's only candidate.
 1. A plug-in whose only candidate is a car that is no other plug-in's candidate, and which
    has no undetermined car, is *matched* to it. Its car leaves every other plug-in's
    relations and the rule is applied again until nothing changes.
@@ -179,11 +182,14 @@ def decide(
     window: timedelta,
     settle: timedelta = timedelta(0),
     max_distance_m: float = 175.0,
+    plugs_known_at: datetime | None = None,
 ) -> dict[int, Decision]:
     """Decide every pending plug-in together (module docstring); keyed by plug-in id.
 
     A plug-in younger than ``settle`` waits: its neighbours' Preparing may still be on the
-    way, and a car is matched only against every plug-in it could belong to.
+    way, and a car is matched only against every plug-in it could belong to. For the same
+    reason a car that plugged in within ``settle`` of ``plugs_known_at`` (when ``plugs``
+    was read; None: ``now``) is matched to nothing yet.
     """
     _require_aware("now", now)
     if len({p.id for p in plugs}) != len(plugs):
@@ -204,11 +210,20 @@ def decide(
                     held.add(plug.id)
 
     decided: dict[int, Decision] = {}
-    settling = {p.id for p in plugs if now < p.at + settle}
-    _match_unique(plugs, candidates, undetermined, decided, settling)
-    for plug_id in settling:
+    known_at = plugs_known_at if plugs_known_at is not None else now
+    just_plugged = {
+        c.vehicle_id
+        for c in car_list
+        if c.plugged_in and c.plugged_at is not None and known_at < c.plugged_at + settle
+    }
+    settling = {p.id: "settling" for p in plugs if now < p.at + settle}
+    for plug in plugs:
+        if plug.id not in settling and candidates[plug.id] & just_plugged:
+            settling[plug.id] = "car_just_plugged_in"
+    _match_unique(plugs, candidates, undetermined, decided, set(settling))
+    for plug_id, why in settling.items():
         decided[plug_id] = Decision(
-            "wait", "settling", None, _sorted(candidates[plug_id]), _sorted(undetermined[plug_id])
+            "wait", why, None, _sorted(candidates[plug_id]), _sorted(undetermined[plug_id])
         )
     by_id = {p.id: p for p in plugs}
     rest = [p for p in plugs if p.id not in decided]

@@ -43,6 +43,9 @@ _MIN_REDECIDE_S = 0.25
 # one read of the whole fleet per interval, not one per decision. Each decision still reads
 # the cars it weighs afresh (CarWatch.cars) and the claims, so a car is never judged on it.
 _FLEET_TTL_S = 0.5
+# How old a known state of charge may be to tell a confirmation's candidate is below its
+# target without reading it (_below_target).
+SOC_KNOWN_S = 600.0
 _MAX_RETRY_S = 15.0
 
 
@@ -164,6 +167,9 @@ class PlugInDesk:
         return vehicles
 
     async def _decide(self, row: plug_ins.PlugInRow, bound: Any) -> Decision:
+        # Before the set of plug-ins is read: cars are read after it, and one that plugged
+        # in since may be on a connector whose Preparing the set does not hold yet.
+        known_at = self._clock()
         pending = [r for r in await plug_ins.undecided(self._pool) if r.ended_at is None]
         if row.id not in {r.id for r in pending}:
             pending.append(row)
@@ -199,7 +205,7 @@ class PlugInDesk:
                     with_location=False, watched=watched, webhook_lag=self._webhook_lag,
                 )  # fmt: skip
             early = decide(weighed, reported, now=self._clock(), window=self._window,
-                           settle=self._settle)[row.id]  # fmt: skip
+                           settle=self._settle, plugs_known_at=known_at)[row.id]  # fmt: skip
             # "wait": a watched car's silence is not yet long enough, or a neighbour may still
             # report; waiting costs nothing, reading now might be for nothing.
             if early.outcome in ("matched", "wait"):
@@ -221,7 +227,12 @@ class PlugInDesk:
                 cached=cached,
             )
         decisions = decide(
-            weighed, cars, now=self._clock(), window=self._window, settle=self._settle
+            weighed,
+            cars,
+            now=self._clock(),
+            window=self._window,
+            settle=self._settle,
+            plugs_known_at=known_at,
         )
         return decisions[row.id]
 
@@ -367,15 +378,29 @@ class PlugInDesk:
     async def _below_target(
         self, vehicles: list[store.Vehicle], bound: Any
     ) -> list[store.Vehicle] | None:
-        """The candidates that want charge: a car at its target is never started."""
+        """The candidates that want charge: a car at its target is never started. A SoC
+        known from the last ``SOC_KNOWN_S`` (the car's webhooks, the match's own signals
+        page) serves without a call: an idle car gains no charge, and a stale value that
+        is too low only lets a full car into the confirmation (its session stops at once)."""
+        since = self._clock() - timedelta(seconds=SOC_KNOWN_S)
+
+        async def soc(vehicle: store.Vehicle) -> float | None:
+            reported = self._watch.reported_soc(vehicle.id, since)
+            if reported is not None:
+                return reported
+            battery = self._access.known_battery(vehicle, SOC_KNOWN_S)
+            if battery is None:
+                battery = await self._access.battery(vehicle, bound)
+            return battery.soc_percent if battery is not None else None
+
         with call_purpose(Purpose.SESSION_READ):
-            batteries = await asyncio.gather(*(self._access.battery(v, bound) for v in vehicles))
-        if any(b is None for b in batteries):
+            socs = await asyncio.gather(*(soc(v) for v in vehicles))
+        if any(s is None for s in socs):
             return None
         return [
             v
-            for v, b in zip(vehicles, batteries, strict=True)
-            if b is not None and b.soc_percent < v.target_soc_percent
+            for v, s in zip(vehicles, socs, strict=True)
+            if s is not None and s < v.target_soc_percent
         ]
 
     async def _close(

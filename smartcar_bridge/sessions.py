@@ -37,7 +37,7 @@ from smartcar_bridge import plug_in_store as plug_ins
 from smartcar_bridge import session_store as sessions
 from smartcar_bridge import store
 from smartcar_bridge import webhook_signals as signals
-from smartcar_bridge.confirmation import ConfirmationSettings, Confirmer
+from smartcar_bridge.confirmation import DECISION_BUDGET, ConfirmationSettings, Confirmer
 from smartcar_bridge.leases import PLUG_IN, SESSION
 from smartcar_bridge.matcher import CarWatch, PlugInterval, cable_event, observe
 from smartcar_bridge.ownership import LocalWork, Wake, Work, WorkPort
@@ -81,6 +81,7 @@ class PlugAndCharge:
         register_id_tag: RegisterIdTag = _no_registry,
         work: WorkPort | None = None,
         decision_spent: Callable[[int], bool] = lambda _plug_in_id: False,
+        decision_calls_made: Callable[[int], int] = lambda _plug_in_id: 0,
     ) -> None:
         self._pool = pool
         self._work: WorkPort = work if work is not None else LocalWork(pool)
@@ -103,6 +104,9 @@ class PlugAndCharge:
                 settings.confirm_timeout, settings.confirm_poll, settings.start_timeout
             ),
             clock,
+            calls_left=lambda plug_in_id: (
+                (settings.decision_calls or DECISION_BUDGET) - decision_calls_made(plug_in_id)
+            ),
         )
         self.runner = SessionRunner(
             pool=pool,
@@ -196,6 +200,9 @@ class PlugAndCharge:
         charging = signals.is_charging(event)
         if charging is not None:
             self.watch.report_charging(vehicle.id, *charging)  # confirmation reads this
+        reported = signals.soc_reported(event)
+        if reported is not None:
+            self.watch.report_soc(vehicle.id, *reported)  # below-target checks read this
         soc = signals.soc_percent(event)
         session = await sessions.open_for_vehicle(self._pool, vehicle.id)
         if session is not None and soc is not None:

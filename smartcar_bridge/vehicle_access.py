@@ -49,6 +49,7 @@ class VehicleApi(Protocol):
     confirms_commands: bool
 
     async def battery(self, vehicle: LinkedVehicle) -> Battery: ...
+    def known_battery(self, vehicle: LinkedVehicle, max_age_s: float) -> Battery | None: ...
     async def charge_status(self, vehicle: LinkedVehicle) -> ChargeStatus: ...
     async def location(self, vehicle: LinkedVehicle) -> Location: ...
     async def is_charging(self, vehicle: LinkedVehicle) -> bool: ...
@@ -85,6 +86,9 @@ class V2Vehicles:
 
     async def battery(self, vehicle: LinkedVehicle) -> Battery:
         return await self._with(vehicle, self.client.battery)
+
+    def known_battery(self, vehicle: LinkedVehicle, max_age_s: float) -> Battery | None:
+        return None  # v2.0 reads the battery on its own endpoint: nothing to reuse
 
     async def charge_status(self, vehicle: LinkedVehicle) -> ChargeStatus:
         return await self._with(vehicle, self.client.charge_status)
@@ -193,6 +197,10 @@ class VehicleAccess:
 
     async def battery(self, vehicle: LinkedVehicle, log: Any, attempts: int = 3) -> Battery | None:
         return await self._call(vehicle, self.api.battery, log, "battery", attempts)
+
+    def known_battery(self, vehicle: LinkedVehicle, max_age_s: float) -> Battery | None:
+        """A recent SoC the API already answered (v3: the match's signals page), no call."""
+        return self.api.known_battery(vehicle, max_age_s)
 
     async def charge_status(
         self, vehicle: LinkedVehicle, log: Any, attempts: int = 1

@@ -34,6 +34,14 @@ def oem_updated_at(signal: dict[str, Any]) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def soc_reported(event: dict[str, Any]) -> tuple[float, datetime] | None:
+    """SoC in percent and its ``oemUpdatedAt``, if the event carries both."""
+    signal = _signal(event, SOC)
+    soc = soc_percent(event)
+    at = oem_updated_at(signal) if signal else None
+    return (soc, at) if soc is not None and at is not None else None
+
+
 def soc_percent(event: dict[str, Any]) -> float | None:
     """SoC in percent, if present."""
     signal = _signal(event, SOC)

@@ -35,6 +35,8 @@ Clock = Callable[[], float]
 # How long one ``GET /signals`` page answers the position and battery questions that follow
 # it (the matcher asks for the position right after the charge state).
 SNAPSHOT_REUSE_S = 5.0
+# How long a page is kept for ``known_battery`` (callers ask for less).
+SNAPSHOT_KEEP_S = 600.0
 
 
 class LinkedVehicle(Protocol):
@@ -146,16 +148,31 @@ class V3Vehicles:
         self._snapshots[vehicle.smartcar_vehicle_id] = (self._monotonic(), signals)
         return signals
 
-    def _recent(self, vehicle: LinkedVehicle, code: str) -> dict[str, Signal] | None:
+    def _recent(
+        self, vehicle: LinkedVehicle, code: str, within: float = SNAPSHOT_REUSE_S
+    ) -> dict[str, Signal] | None:
         taken = self._snapshots.get(vehicle.smartcar_vehicle_id)
         if taken is None:
             return None
         at, signals = taken
-        if self._monotonic() - at > SNAPSHOT_REUSE_S:
+        age = self._monotonic() - at
+        if age > SNAPSHOT_KEEP_S:
             del self._snapshots[vehicle.smartcar_vehicle_id]
+        if age > within:
             return None
         found = signals.get(code)
         return {code: found} if found is not None and found.ok else None
+
+    def known_battery(self, vehicle: LinkedVehicle, max_age_s: float) -> Battery | None:
+        """The SoC on the car's last ``GET /signals`` page if taken within ``max_age_s``;
+        None otherwise. No call: for filters, never for a session's start or end."""
+        signals = self._recent(vehicle, choices.SOC, min(max_age_s, SNAPSHOT_KEEP_S))
+        if signals is None:
+            return None
+        try:
+            return _parsed(parse.battery, signals)
+        except SmartcarResponseError:
+            return None
 
     async def battery(self, vehicle: LinkedVehicle) -> Battery:
         # Always its own read: the SoC a session starts or ends on must be the car's now.

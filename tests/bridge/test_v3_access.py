@@ -19,6 +19,7 @@ from csms.db.pool import create_pool
 from simulators.smartcar_fake import RunningFake, run_smartcar_fake
 from simulators.smartcar_fake.testing import authorize_code
 from simulators.world import Vehicle, World
+from smartcar_bridge.call_ledger import for_plug_in
 from smartcar_bridge.client import SmartcarClient
 from smartcar_bridge.crypto import TokenCipher
 from smartcar_bridge.errors import AppCredentialsRefused, VehicleStateError
@@ -324,3 +325,27 @@ async def test_memory_cache_shares_one_token_among_concurrent_callers(env: V3Env
     before = env.running.fake.v3.token_requests
     got = await asyncio.gather(*(tokens.token() for _ in range(20)))
     assert len(set(got)) == 1 and env.running.fake.v3.token_requests == before + 1
+
+
+async def test_known_battery_is_the_signals_page_soc_while_young_enough_at_no_call(
+    env: V3Env,
+) -> None:
+    now = [1000.0]
+    api = V3Vehicles(
+        env.api.client, env.tokens, env.api.users, sleep=quick_sleep, monotonic=lambda: now[0]
+    )
+    access = VehicleAccess(api, sleep=quick_sleep)
+    assert access.known_battery(env.car, 600) is None  # nothing read yet: the caller reads
+    with for_plug_in(7):
+        assert await access.charge_status(env.car, LOG) is not None
+        hint = access.known_battery(env.car, 600)
+        now[0] += 599
+        still = access.known_battery(env.car, 600)
+        too_old_for_this_caller = access.known_battery(env.car, 60)
+    assert env.client.ledger.made(7) == 1  # the one signals page, nothing for the hints
+    assert hint is not None and hint.soc_percent == pytest.approx(40.0)
+    assert still is not None and still.soc_percent == pytest.approx(40.0)
+    assert too_old_for_this_caller is None
+    now[0] += 2
+    assert access.known_battery(env.car, 3600) is None  # past what is kept
+    assert V2Vehicles(env.client, env.api.tokens).known_battery(env.car, 600) is None  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from smartcar_bridge.matcher import PlugInterval, cable_event, observe
+from smartcar_bridge.matcher import CarWatch, PlugInterval, cable_event, observe
 from smartcar_bridge.session_machine import (
     _TRANSITIONS,
     CHARGING,
@@ -23,7 +23,13 @@ from smartcar_bridge.session_machine import (
     next_state,
     sources,
 )
-from smartcar_bridge.webhook_signals import cable_connected, is_charging, soc_percent, triggered_by
+from smartcar_bridge.webhook_signals import (
+    cable_connected,
+    is_charging,
+    soc_percent,
+    soc_reported,
+    triggered_by,
+)
 
 STATES = (MATCHED, STARTING, CHARGING, STOPPING, RECONCILING, COMPLETED, FAILED)
 TRIGGERS = sorted({t for _, t in _TRANSITIONS})
@@ -146,6 +152,28 @@ def test_webhook_signals_are_read_with_their_oem_time() -> None:
     assert soc_percent(event) == 64.0
     assert triggered_by(event, "charge-ischargingcableconnected")
     assert not triggered_by(event, "charge-ischarging")
+
+
+def test_webhook_soc_is_kept_per_car_newest_oem_time_first_whatever_the_arrival() -> None:
+    def event(soc: float, second: int) -> dict:
+        millis = int(at(second).timestamp() * 1000)
+        return {"data": {"signals": [
+            {"code": "tractionbattery-stateofcharge", "body": {"value": soc},
+             "meta": {"oemUpdatedAt": millis}},
+        ]}}  # fmt: skip
+
+    watch = CarWatch(None, None, lambda: at(0), reuse_for=1.0)  # type: ignore[arg-type]
+    assert soc_reported(event(64, 12)) == (64.0, at(12))
+    assert soc_reported({"data": {"signals": [
+        {"code": "tractionbattery-stateofcharge", "body": {"value": 64}}]}}) is None  # fmt: skip
+    for soc, second in [(70, 20), (64, 12), (71, 21), (66, 15)]:  # unordered deliveries
+        reported = soc_reported(event(soc, second))
+        assert reported is not None
+        watch.report_soc(1, *reported)
+    watch.report_soc(2, 30.0, at(5))
+    assert watch.reported_soc(1, since=at(0)) == 71.0
+    assert watch.reported_soc(1, since=at(22)) is None  # older than the caller accepts
+    assert watch.reported_soc(2, since=at(0)) == 30.0 and watch.reported_soc(3, at(0)) is None
 
 
 def test_webhook_signal_without_a_time_or_value_is_ignored() -> None:

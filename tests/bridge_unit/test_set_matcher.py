@@ -147,6 +147,32 @@ def test_plug_in_still_settling_waits_and_still_contests_its_car() -> None:
     assert decisions[1].outcome == "confirm"
 
 
+def test_car_that_plugged_in_after_the_plug_ins_were_read_is_matched_to_nothing_yet() -> None:
+    # Plug-in 1 at 0 s; the car plugs in at 7 s on the next connector, whose Preparing (7 s)
+    # is not in the set read at 7.2 s, although the car, read after it, shows plugged in.
+    settle = timedelta(seconds=0.5)
+    fresh = car(7, plugged_at=7, unplugged=-30, data=7)
+    early = run([plug(1, at=0)], [fresh], now=8, settle=settle, plugs_known_at=s(7.2))
+    assert early[1].outcome == "wait" and early[1].reason == "car_just_plugged_in"
+    # Read again a moment later, the set holds the Preparing of the car's own connector.
+    both = run([plug(1, at=0), plug(2, at=7)], [fresh], now=9, settle=settle, plugs_known_at=s(8.5))
+    assert both[1].outcome != "matched" and both[2].outcome != "matched"
+    # Nobody else plugged in: once the set is read settle after the car, it is matched.
+    alone = run([plug(1, at=0)], [fresh], now=9, settle=settle, plugs_known_at=s(8.5))
+    assert (alone[1].outcome, alone[1].vehicle_id) == ("matched", 7)
+
+
+def test_a_just_plugged_car_still_contests_and_holds_only_the_plug_ins_it_is_candidate_of() -> None:
+    settle = timedelta(seconds=3)
+    cars = [car(7, plugged_at=7, data=7), car(8, where=SITE_B, plugged_at=1, data=1)]
+    decisions = run(
+        [plug(1, at=0), plug(2, at=0, where=SITE_B)], cars, now=8, settle=settle,
+        plugs_known_at=s(8),
+    )  # fmt: skip
+    assert decisions[1].reason == "car_just_plugged_in"
+    assert (decisions[2].outcome, decisions[2].vehicle_id) == ("matched", 8)
+
+
 def test_two_sites_two_simultaneous_plug_ins_each_get_their_own_car() -> None:
     decisions = run(
         [plug(1, where=SITE_A), plug(2, where=SITE_B)],

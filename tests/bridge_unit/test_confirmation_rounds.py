@@ -1,0 +1,34 @@
+"""How many read rounds a confirmation can afford within its decision's budget of calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from smartcar_bridge.confirmation import DECISION_BUDGET, READ_ROUNDS, read_rounds
+
+
+@pytest.mark.parametrize(
+    ("calls_left", "polling", "watched", "expected"),
+    [
+        (5, 2, 0, READ_ROUNDS),  # two polling cars read twice: 4 calls
+        (3, 2, 0, READ_ROUNDS[-1:]),  # after 2 match reads: only the last round fits
+        (3, 1, 1, READ_ROUNDS),  # 2 for the polling car, 1 fallback for the watched one
+        (2, 1, 1, READ_ROUNDS[-1:]),
+        (0, 0, 3, READ_ROUNDS[-1:]),  # watched cars report themselves; the last round stays
+        (3, 0, 3, READ_ROUNDS),
+        (-1, 1, 0, READ_ROUNDS[-1:]),  # already over (a retry): never the extra round
+    ],
+)
+def test_rounds_fit_what_the_decision_has_left(
+    calls_left: int, polling: int, watched: int, expected: tuple[float, ...]
+) -> None:
+    assert read_rounds(calls_left, polling=polling, watched=watched) == expected
+
+
+def test_the_last_round_is_always_kept_and_ends_the_timeout() -> None:
+    for left in range(-2, DECISION_BUDGET + 3):
+        for polling in range(4):
+            rounds = read_rounds(left, polling=polling, watched=4 - polling)
+            assert rounds[-1] == 1.0
+            spent = len(rounds) * polling + (4 - polling)
+            assert len(rounds) == 1 or spent <= left
