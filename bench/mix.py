@@ -7,6 +7,10 @@ stops (StopTransaction, StatusNotification) and plugs in again at its next tick
 every charger is placed at a random point of its session, as a real fleet is at any
 moment, and the ticks are spread evenly over the interval.
 
+``ours-gather`` is ours with ``CSMS_COMMIT_GATHER_MS`` (``bench.servers.GATHER_MS``): at
+this rate a commit is shorter than the gap between messages, so without a window most
+commit alone; the column shows the commits a window saves and the latency it costs.
+
 Figures: messages/s, p50/p99 per action, our CPU per message and, for ours, PostgreSQL's:
 transactions per message (``pg_stat_database.xact_commit``, read-only ones included) and
 CPU of the backends serving our database per message.
@@ -39,8 +43,11 @@ def run(options: Options) -> dict[str, Any]:
         "interval_s": INTERVAL_S,
         "session_values": SESSION_VALUES,
     }
+    # Ours a second time with commits gathered: the commits/message a window buys, and
+    # what it costs in latency, side by side with the default (no window).
+    kinds = [*options.servers, *(["ours-gather"] if "ours" in options.servers else [])]
     for n in sizes:
-        by_server = {kind: _measure(options, kind, n, duration) for kind in options.servers}
+        by_server = {kind: _measure(options, kind, n, duration) for kind in kinds}
         by_server["ours_vs_raw"] = {
             key: ratio(by_server.get("ours", {}).get(key), by_server.get("raw", {}).get(key))
             for key in ("messages_per_s", "server_cpu_us_per_message")

@@ -31,13 +31,21 @@ from typing import IO
 import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVERS = ("ours", "reference", "raw", "reference-asyncio", "raw-asyncio")
+SERVERS = ("ours", "ours-gather", "reference", "raw", "reference-asyncio", "raw-asyncio")
 DEFAULT_SERVERS = ("ours", "reference", "raw")
+# ``ours-gather``: ours with CSMS_COMMIT_GATHER_MS at this value (the mix shows what
+# fewer commits cost in latency; off by default).
+GATHER_MS = 20
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 # One name per bench run: two runs on one PostgreSQL (a shared CI host) must not drop
 # each other's database.
 BENCH_DATABASE = f"csms_bench_{os.getpid()}"
+
+
+def kind_of(server: str) -> str:
+    """The implementation a server name runs: ``ours``, ``reference`` or ``raw``."""
+    return server.partition("-")[0]
 
 
 def free_port() -> int:
@@ -240,6 +248,8 @@ class ServerProcess:
             CSMS_LOG_LEVEL="warning",
             CSMS_HEARTBEAT_INTERVAL="300",
         )
+        if loop == "gather":
+            env["CSMS_COMMIT_GATHER_MS"] = str(GATHER_MS)
         return [sys.executable, "-m", "csms", "serve"], env
 
     def start(self, timeout: float = 60.0) -> None:
@@ -247,7 +257,7 @@ class ServerProcess:
         self._log = open(self._log_dir / f"bench-{self.kind}-{self.port}.log", "wb")
         cpus = self._cpus
         root = ROOT
-        if self.kind == "ours":
+        if kind_of(self.kind) == "ours":
             root = Path(os.environ.get("CSMS_BENCH_OURS_ROOT", ROOT))
         self._process = subprocess.Popen(
             argv,

@@ -174,7 +174,7 @@ class CentralSystem:
         else:
             self.presence = Presence(self.pool, self.node_id)
         # One group commit for all hot writers: what arrives together commits together.
-        group = GroupCommit("hot_writes", self.pool)
+        group = GroupCommit("hot_writes", self.pool, gather_s=settings.commit_gather_ms / 1000)
         self.new_charge_points = BatchWriter(
             "new_charge_points", self.pool, flush_new_charge_points, max_rows=5000, group=group
         )

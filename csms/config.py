@@ -45,6 +45,9 @@ class Settings:
     ws_ping_timeout: float = 300.0
     # Group commit (csms/db/batch.py): the most rows of one writer in one transaction.
     write_batch_rows: int = 5000
+    # Milliseconds an idle group commit waits after the first row for more to join its
+    # transaction: fewer commits for some latency. 0 (the default): written at once.
+    commit_gather_ms: int = 0
     # Plug-ins (csms/plugins.py) by name: their own settings, None when installed but off.
     # Left at None: every installed plug-in, off (what a Settings() built in code means).
     plugins: Mapping[str, object | None] | None = None
@@ -87,6 +90,9 @@ class Settings:
             log_format=reader.choice("CSMS_LOG_FORMAT", defaults.log_format, LOG_FORMATS),
             log_level=reader.choice("CSMS_LOG_LEVEL", defaults.log_level, LOG_LEVELS),
             command_timeout=reader.seconds("CSMS_COMMAND_TIMEOUT", defaults.command_timeout),
+            commit_gather_ms=reader.integer(
+                "CSMS_COMMIT_GATHER_MS", defaults.commit_gather_ms, minimum=0, maximum=1000
+            ),
             ws_ping_interval=reader.seconds("CSMS_WS_PING_INTERVAL", defaults.ws_ping_interval),
             ws_ping_timeout=reader.seconds("CSMS_WS_PING_TIMEOUT", defaults.ws_ping_timeout),
             plugins=_plugin_settings(reader),

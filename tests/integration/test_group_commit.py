@@ -75,6 +75,45 @@ async def test_rows_of_every_writer_arriving_during_a_commit_share_the_next_tran
     await second.close()
 
 
+async def test_gathering_puts_rows_arriving_within_the_window_in_one_transaction(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    group = GroupCommit("test", pool, gather_s=0.2)
+    first = BatchWriter("first", pool, _flusher("first"), group=group)
+    second = BatchWriter("second", pool, _flusher("second"), group=group)
+    first.start()
+
+    async def later(writer: BatchWriter[int], value: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await writer.write([value])
+
+    # Five callers on two writers, spread over 50 ms: without gathering, several commits.
+    await asyncio.gather(*(later((first, second)[i % 2], i, i * 0.01) for i in range(5)))
+    assert group.commits == 1
+    assert await db.fetchval("SELECT count(DISTINCT txid) FROM gc_rows") == 1
+    assert await db.fetchval("SELECT count(*) FROM gc_rows") == 5
+    await first.close()
+    await second.close()
+
+
+async def test_gathering_stops_when_a_batch_is_full_and_on_close(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    group = GroupCommit("test", pool, gather_s=30.0)  # longer than the test's timeout
+    writer = BatchWriter("a", pool, _flusher("a"), group=group, max_rows=3)
+    writer.start()
+    async with asyncio.timeout(5):
+        await asyncio.gather(writer.write([1]), writer.write([2, 3]))  # full: written now
+    assert group.commits == 1
+    pending = asyncio.ensure_future(writer.write([4]))  # gathering for 30 s...
+    await asyncio.sleep(0.05)
+    assert not pending.done()
+    async with asyncio.timeout(5):
+        await writer.close()  # ...cut short by shutdown, the row written, not lost
+        await pending
+    assert sorted(await db.fetchval("SELECT array_agg(value) FROM gc_rows")) == [1, 2, 3, 4]
+
+
 async def test_a_deadlocked_batch_is_retried_whole_not_row_by_row(
     pool: asyncpg.Pool, db: asyncpg.Connection
 ) -> None:

@@ -82,6 +82,8 @@ def test_settings_are_frozen() -> None:
         ("CSMS_COMMAND_TIMEOUT", "10", "command_timeout", 10.0),
         ("CSMS_WS_PING_INTERVAL", "20", "ws_ping_interval", 20.0),
         ("CSMS_WS_PING_TIMEOUT", "600.5", "ws_ping_timeout", 600.5),
+        ("CSMS_COMMIT_GATHER_MS", "20", "commit_gather_ms", 20),
+        ("CSMS_COMMIT_GATHER_MS", "0", "commit_gather_ms", 0),
     ],
 )
 def test_each_variable_sets_its_field(
@@ -122,6 +124,9 @@ def test_each_variable_sets_its_field(
         ("CSMS_COMMAND_TIMEOUT", "30s"),
         ("CSMS_WS_PING_INTERVAL", "0.0"),
         ("CSMS_WS_PING_TIMEOUT", "-inf"),
+        ("CSMS_COMMIT_GATHER_MS", "-1"),
+        ("CSMS_COMMIT_GATHER_MS", "1001"),
+        ("CSMS_COMMIT_GATHER_MS", "2.5"),
         ("CSMS_WS_PING_TIMEOUT", "never"),
     ],
 )
