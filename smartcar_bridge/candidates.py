@@ -215,3 +215,14 @@ def silence_data_at(
     if plug_data_at is None:
         return silence
     return max(plug_data_at, silence)
+
+
+def affordable_reads(read_budget: int, call_budget: int, *, spent: int, read_cars: int) -> int:
+    """Reads one decision round may make (rule 3). A first round reads up to the read
+    budget; a re-read keeps, out of the decision's call budget, one call for each car
+    already read: each may yet need its confirmation read. A read budget above the call
+    budget (a small fleet read whole) keeps no such reserve."""
+    allowed = max(0, read_budget - spent)
+    if spent and read_budget < call_budget:
+        allowed = min(allowed, max(0, call_budget - spent - read_cars))
+    return allowed

@@ -23,7 +23,7 @@ from smartcar_bridge import candidates, store
 from smartcar_bridge import plug_in_store as plug_ins
 from smartcar_bridge import session_store as sessions
 from smartcar_bridge.call_ledger import for_plug_in
-from smartcar_bridge.confirmation import Confirmer
+from smartcar_bridge.confirmation import DECISION_BUDGET, Confirmer
 from smartcar_bridge.matcher import CarWatch
 from smartcar_bridge.matching import Decision, PlugIn, decide
 from smartcar_bridge.ratelimit import Purpose, call_purpose
@@ -68,8 +68,10 @@ class PlugInDesk:
         webhook_fresh_s: float = 7 * 86_400.0,
         position_trusted_s: float = candidates.DEFAULT_POSITION_TRUSTED.total_seconds(),
         decision_spent: Callable[[int], bool] = lambda _plug_in_id: False,
+        call_budget: int = DECISION_BUDGET,
     ) -> None:
         self._pool = pool
+        self._call_budget = call_budget
         self._access = access
         self._watch = watch
         self._confirmer = confirmer
@@ -183,7 +185,7 @@ class PlugInDesk:
         # load it runs seconds behind): each contests its cars as its record will, so a car
         # that plugged in there is never the "only candidate" of a neighbour recorded before.
         unseen = await self._unrecorded(plugs)
-        weighed = plugs + unseen
+        weighed = plugs + unseen + await self._ended(plugs)
         # Calls before reads (candidates module): webhook-watched cars are never read, a
         # polling car only where it can be, and this plug-in pays for at most its budget.
         # Every read counts against this plug-in's budget, a re-read too: once it is spent,
@@ -210,7 +212,10 @@ class PlugInDesk:
             # report; waiting costs nothing, reading now might be for nothing.
             if early.outcome in ("matched", "wait"):
                 return early
-        reads = list(selection.read[: max(0, self._read_budget - spent)])
+        affordable = candidates.affordable_reads(
+            self._read_budget, self._call_budget, spent=spent, read_cars=len(paid)
+        )
+        reads = list(selection.read[:affordable])
         self._spent[row.id] = spent + len(reads)
         paid.update(reads)
         cached = frozenset(paid - set(reads))
@@ -258,6 +263,29 @@ class PlugInDesk:
         )
         self._ranking_cache = (everyone, key, ranking)
         return ranking
+
+    async def _ended(self, plugs: list[PlugIn]) -> list[PlugIn]:
+        """Plug cycles that ended within the window of ``plugs``, as rivals nobody acts on:
+        a car that plugged in there and left may still look plugged in (its unplug
+        delivery late or lost), and would otherwise be a neighbour's only candidate.
+        Their end bounds them (``matching.relate``): a car plugged in after it is not
+        theirs."""
+        since = min(p.at for p in plugs) - 2 * self._window
+        pending = {p.id for p in plugs}
+        ended = await plug_ins.ended_since(self._pool, since)
+        return [
+            PlugIn(
+                r.id,
+                r.charge_point_id,
+                r.connector_id,
+                r.plugged_at,
+                r.latitude,
+                r.longitude,
+                r.ended_at,
+            )
+            for r in ended
+            if r.id not in pending and r.session_id is None
+        ]
 
     async def _unrecorded(self, plugs: list[PlugIn]) -> list[PlugIn]:
         """Not yet recorded plug-ins that can share a car with ``plugs`` (a car is a

@@ -167,6 +167,12 @@ async def undecided(pool: asyncpg.Pool) -> list[PlugInRow]:
     return [PlugInRow(**dict(r)) for r in rows]
 
 
+async def ended_since(pool: asyncpg.Pool, since: datetime) -> list[PlugInRow]:
+    """Plug cycles that ended at or after ``since``, whatever their outcome."""
+    rows = await pool.fetch(_SELECT + " WHERE p.ended_at >= $1 ORDER BY p.plugged_at, p.id", since)
+    return [PlugInRow(**dict(r)) for r in rows]
+
+
 async def confirming(pool: asyncpg.Pool) -> list[PlugInRow]:
     rows = await pool.fetch(_SELECT + " WHERE p.outcome = 'confirming' ORDER BY p.id")
     return [PlugInRow(**dict(r)) for r in rows]

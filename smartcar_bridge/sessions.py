@@ -131,6 +131,7 @@ class PlugAndCharge:
             webhook_lag_s=settings.webhook_lag,
             position_trusted_s=settings.position_trusted,
             decision_spent=decision_spent,
+            call_budget=settings.decision_calls or DECISION_BUDGET,
         )
 
     async def start(self) -> None:

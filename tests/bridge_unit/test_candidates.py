@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from smartcar_bridge.candidates import Known, select, silence_data_at
+from smartcar_bridge.candidates import Known, affordable_reads, select, silence_data_at
 from smartcar_bridge.matching import PlugIn
 from smartcar_bridge.targets import (
     predicted_soc_percent,
@@ -173,3 +173,24 @@ def test_the_nearest_site_is_the_nearest_of_all_of_them() -> None:
     assert sites.nearest_m(None, 11.5) is None
     assert Sites([plug(1), plug(2, where=None)]).nearest_m(48.1, 11.5) is None
     assert Sites([]).nearest_m(48.1, 11.5) is None
+
+
+@pytest.mark.parametrize(
+    ("spent", "read_cars", "expected"),
+    [
+        (0, 0, 4),  # a first round reads the whole read budget
+        (2, 2, 1),  # a re-read of two cars keeps a confirmation read for each: 2 + 1 + 2
+        (4, 4, 0),
+        (1, 1, 3),
+        (3, 1, 1),
+    ],
+)
+def test_re_reads_keep_a_confirmation_read_per_car_within_the_call_budget(
+    spent: int, read_cars: int, expected: int
+) -> None:
+    assert affordable_reads(4, 5, spent=spent, read_cars=read_cars) == expected
+    assert spent == 0 or expected == 0 or spent + expected + read_cars <= 5
+
+
+def test_a_read_budget_beyond_the_call_budget_keeps_no_reserve() -> None:
+    assert affordable_reads(50, 5, spent=12, read_cars=12) == 38

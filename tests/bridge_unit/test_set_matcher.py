@@ -173,6 +173,18 @@ def test_a_just_plugged_car_still_contests_and_holds_only_the_plug_ins_it_is_can
     assert (decisions[2].outcome, decisions[2].vehicle_id) == ("matched", 8)
 
 
+def test_an_ended_plug_in_still_contests_a_car_that_plugged_in_during_it() -> None:
+    # The car plugged in with plug-in 1 (at 0 s, ended at 12 s); its unplug is not known.
+    # Plug-in 2 (5 s) must not take it as its only candidate.
+    left = plug(1, at=0, ended=12)
+    decisions = run([left, plug(2, at=5, cp="CP-2")], [car(7, plugged_at=0.5, data=0.5)], now=20)
+    assert decisions[2].outcome != "matched"
+    # A car that plugged in after plug-in 1 ended is not its: plug-in 2 is matched.
+    later = car(7, unplugged=13, plugged_at=14, data=14)
+    decisions = run([left, plug(2, at=13, cp="CP-2")], [later], now=20)
+    assert (decisions[2].outcome, decisions[2].vehicle_id) == ("matched", 7)
+
+
 def test_two_sites_two_simultaneous_plug_ins_each_get_their_own_car() -> None:
     decisions = run(
         [plug(1, where=SITE_A), plug(2, where=SITE_B)],

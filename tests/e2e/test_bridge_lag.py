@@ -151,3 +151,75 @@ async def test_the_previous_cars_open_plug_in_does_not_hide_the_next_ones_prepar
         assert await db.fetchval("SELECT outcome FROM plug_ins WHERE connector_id = 1") != "matched"
         backlog.set()
         await started_on_connector_2_only(env, db)
+
+
+def hold_unplug_deliveries(env: Any, smartcar_id: str) -> list[dict[str, Any]]:
+    """From now on the car's deliveries saying "cable not connected" are held back (late,
+    as §10's retries may bring them); the rest reach the bridge. Returns the held ones."""
+    engine: Any = env.bridge.engine
+    deliver = engine.on_webhook
+    held: list[dict[str, Any]] = []
+
+    async def late(event: dict[str, Any]) -> None:
+        signals = (event.get("data") or {}).get("signals") or []
+        unplugged = any(
+            s.get("code") == "charge-ischargingcableconnected"
+            and (s.get("body") or {}).get("value") is False
+            for s in signals
+        )
+        if event.get("vehicleId") == smartcar_id and unplugged:
+            held.append(event)
+            return
+        await deliver(event)
+
+    engine.on_webhook = late
+    return held
+
+
+async def test_a_car_whose_unplug_is_late_is_not_the_next_connectors_only_candidate(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    """The fleet bench at 1,000 cars: a car plugged into connector 1 and left before its
+    plug-in was decided; its unplug delivery was late, so it still looked plugged in when an
+    unlinked car's plug-in on connector 2, seconds later, was decided, and it was that
+    plug-in's only candidate. The ended plug-in on connector 1 must still contest it."""
+    world = World(
+        vehicles=[
+            car(UNLINKED, 0.40, lat=SITE[0], lon=SITE[1]),
+            car(WATCHED, 0.40, lat=SITE[0], lon=SITE[1]),
+        ],
+        chargers=[Charger("CP-L", SITE[0], SITE[1], 11_000.0, 2)],
+    )
+    async with bridge_env(
+        settings, db, world, webhooks=True, match_window=30.0, webhook_lag=2.0,
+        match_give_up_after=30.0, confirm_timeout=2.0,
+    ) as env:  # fmt: skip
+        await env.locate("CP-L", *SITE)
+        # Not paying yet: its plug-in on connector 1 is closed without a session.
+        account = await env.create_account("suspended")
+        await env.link(account, WATCHED)
+        await env.wait_for("SELECT count(*) = 1 FROM vehicles WHERE webhook_seen_at IS NOT NULL")
+        held = hold_unplug_deliveries(env, world.vehicles[WATCHED].smartcar_id)
+        env.runner.plug_in(WATCHED, "CP-L", 1)
+        await env.wait_for(
+            "SELECT outcome = 'unpaid' FROM plug_ins WHERE connector_id = 1", timeout=TIMEOUT * 4
+        )
+        env.runner.unplug(WATCHED)
+        await env.wait_for("SELECT ended_at IS NOT NULL FROM plug_ins WHERE connector_id = 1")
+        await env.wait_for("SELECT count(*) > 0 FROM vehicles WHERE plugged_seen_at IS NOT NULL")
+        # The account pays now; the car's unplug has not reached the bridge.
+        await db.execute("UPDATE accounts SET payment_status = 'valid' WHERE id = $1", account)
+        env.runner.plug_in(UNLINKED, "CP-L", 2)
+        await env.wait_for(
+            "SELECT outcome NOT IN ('pending', 'confirming') FROM plug_ins WHERE connector_id = 2",
+            timeout=TIMEOUT * 6,
+        )
+        second = await db.fetchrow(
+            "SELECT outcome, vehicle_id FROM plug_ins WHERE connector_id = 2"
+        )
+        billed = await db.fetchval(
+            "SELECT count(*) FROM charging_sessions WHERE transaction_id IS NOT NULL"
+        )
+        assert held  # the unplug was delivered, and held back
+    assert second["outcome"] != "matched" and second["vehicle_id"] is None, dict(second)
+    assert billed == 0
