@@ -26,6 +26,25 @@ UNLINKED = "WVWZZZ1KZ00000777"  # on connector 1: nobody linked it
 WATCHED = "5YJ3E7EB0KF000888"  # on connector 2: linked, its webhooks arrive
 
 
+def site_world() -> World:
+    """CP-L, two connectors, and the two cars of these tests, all at SITE."""
+    return World(
+        vehicles=[
+            car(UNLINKED, 0.40, lat=SITE[0], lon=SITE[1]),
+            car(WATCHED, 0.40, lat=SITE[0], lon=SITE[1]),
+        ],
+        chargers=[Charger("CP-L", SITE[0], SITE[1], 11_000.0, 2)],
+    )
+
+
+def lag_env(settings: Settings, db: asyncpg.Connection, world: World) -> Any:
+    """The bridge on webhooks, with windows long enough for a queue that lags."""
+    return bridge_env(
+        settings, db, world, webhooks=True, match_window=30.0, webhook_lag=2.0,
+        match_give_up_after=30.0, confirm_timeout=2.0,
+    )  # fmt: skip
+
+
 def hold_connector(env: Any, connector_id: int) -> asyncio.Event:
     """From now on the bridge's event queue stops at this connector's first status, as
     behind a backlog (everything after it waits too); webhooks still come straight in.
@@ -64,17 +83,8 @@ async def started_on_connector_2_only(env: Any, db: asyncpg.Connection) -> None:
 async def test_a_webhook_ahead_of_its_connectors_preparing_does_not_start_the_neighbour(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    world = World(
-        vehicles=[
-            car(UNLINKED, 0.40, lat=SITE[0], lon=SITE[1]),
-            car(WATCHED, 0.40, lat=SITE[0], lon=SITE[1]),
-        ],
-        chargers=[Charger("CP-L", SITE[0], SITE[1], 11_000.0, 2)],
-    )
-    async with bridge_env(
-        settings, db, world, webhooks=True, match_window=30.0, webhook_lag=2.0,
-        match_give_up_after=30.0, confirm_timeout=2.0,
-    ) as env:  # fmt: skip
+    world = site_world()
+    async with lag_env(settings, db, world) as env:
         await env.locate("CP-L", *SITE)
         await env.link(await env.create_account(), WATCHED)
         await env.wait_for("SELECT count(*) = 1 FROM vehicles WHERE webhook_seen_at IS NOT NULL")
@@ -183,17 +193,8 @@ async def test_a_car_whose_unplug_is_late_is_not_the_next_connectors_only_candid
     plug-in was decided; its unplug delivery was late, so it still looked plugged in when an
     unlinked car's plug-in on connector 2, seconds later, was decided, and it was that
     plug-in's only candidate. The ended plug-in on connector 1 must still contest it."""
-    world = World(
-        vehicles=[
-            car(UNLINKED, 0.40, lat=SITE[0], lon=SITE[1]),
-            car(WATCHED, 0.40, lat=SITE[0], lon=SITE[1]),
-        ],
-        chargers=[Charger("CP-L", SITE[0], SITE[1], 11_000.0, 2)],
-    )
-    async with bridge_env(
-        settings, db, world, webhooks=True, match_window=30.0, webhook_lag=2.0,
-        match_give_up_after=30.0, confirm_timeout=2.0,
-    ) as env:  # fmt: skip
+    world = site_world()
+    async with lag_env(settings, db, world) as env:
         await env.locate("CP-L", *SITE)
         # Not paying yet: its plug-in on connector 1 is closed without a session.
         account = await env.create_account("suspended")
