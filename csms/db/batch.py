@@ -8,10 +8,13 @@ the writers were registered, so a charger's boot, statuses and readings that arr
 together cost one commit, not three. No timer: an idle server answers in one commit's
 time, a busy one batches more (the batch grows with the commit's latency).
 
-``gather_s`` (``CSMS_COMMIT_GATHER_MS``, off by default) trades latency for commits: an
-idle flusher woken by a row waits that long for others to join it, unless a writer's
-batch is full. At a few hundred messages a second a commit takes less time than the gap
-between messages, so without it most messages commit alone.
+``gather_s`` (``CSMS_COMMIT_GATHER_MS``, off by default) trades latency for commits: a
+batch is written once its oldest row has waited that long (or a writer's batch is full).
+At a few hundred messages a second a commit takes less time than the gap between
+messages, so without it most messages commit alone. The window counts from the oldest
+row, not from when the flusher is free: rows that arrived during a commit wait out only
+what is left of theirs, instead of being written at once as a small batch that would
+halve what the window saves.
 
 A failed batch (database restarted, connection killed, deadlock) is retried whole
 with back-off until it commits, so a hiccup delays rows but never drops them; callers
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
@@ -119,6 +123,7 @@ class GroupCommit:
         self._write_now = asyncio.Event()  # stops a gather early
         self._turn = asyncio.Event()  # set (and replaced) after every batch
         self._task: asyncio.Task[None] | None = None
+        self._oldest_at: float | None = None  # monotonic: the first row not yet taken
         self.commits = 0
         self.in_flight = False
 
@@ -130,6 +135,8 @@ class GroupCommit:
             self._task = asyncio.create_task(self._run(), name=f"group-commit-{self.name}")
 
     def wake(self) -> None:
+        if self._oldest_at is None and self._gather_s > 0:
+            self._oldest_at = time.monotonic()
         self._wakeup.set()
 
     def write_now(self) -> None:
@@ -145,12 +152,12 @@ class GroupCommit:
         return all(w.closing for w in self._writers)
 
     async def _run(self) -> None:
-        gather = self._gather_s > 0
         while True:
             await self._wakeup.wait()
-            if gather and not self.closing:
+            if self._gather_s > 0 and not self.closing:
                 await self._gather()
             self._wakeup.clear()
+            self._oldest_at = None
             taken = [(w, w._take()) for w in self._writers if w._segments]
             if not taken:
                 if self.closing:
@@ -175,19 +182,22 @@ class GroupCommit:
                 self.in_flight = False
                 self._turn.set()
                 self._turn = asyncio.Event()
-            # Rows that arrived during the commit set the event: written at once, next turn.
+            # Rows that arrived during the commit set the event: written next turn (at
+            # once, or when the oldest of them has waited out the window).
             if any(w._segments for w in self._writers):
                 self._wakeup.set()
-                gather = False  # they gathered while this batch was written
-            else:
-                gather = self._gather_s > 0
 
     async def _gather(self) -> None:
-        if not any(w.full or w.closing for w in self._writers):
-            self._write_now.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._gather_s):
-                    await self._write_now.wait()
+        if any(w.full or w.closing for w in self._writers):
+            return
+        oldest = self._oldest_at if self._oldest_at is not None else time.monotonic()
+        left = oldest + self._gather_s - time.monotonic()
+        if left <= 0:
+            return
+        self._write_now.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(left):
+                await self._write_now.wait()
 
     async def _commit(self, batch: _Batch, *, conflicted: bool = False) -> None:
         delay = 0.05

@@ -96,6 +96,54 @@ async def test_gathering_puts_rows_arriving_within_the_window_in_one_transaction
     await second.close()
 
 
+async def test_rows_arriving_during_a_commit_wait_out_the_rest_of_their_window(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    # Written at once when the commit returned, the row that arrived during it would
+    # commit alone, and the rows behind it start a window of their own: two commits
+    # where the window was meant to make one.
+    gate = asyncio.Event()
+    group = GroupCommit("test", pool, gather_s=0.3)
+    writer = BatchWriter("a", pool, _flusher("a", gate), group=group)
+    writer.start()
+    first = asyncio.ensure_future(writer.write([0]))
+    while not group.in_flight:
+        await asyncio.sleep(0.005)
+    during = asyncio.ensure_future(writer.write([1]))
+    await asyncio.sleep(0)
+    gate.set()
+    await first
+    await asyncio.sleep(0.05)  # well within [1]'s window
+    assert not during.done()
+    after = asyncio.ensure_future(writer.write([2]))
+    async with asyncio.timeout(5):
+        await asyncio.gather(during, after)
+    txids = dict(await db.fetch("SELECT value, txid FROM gc_rows"))
+    assert txids[1] == txids[2] != txids[0]
+    assert group.commits == 2
+    await writer.close()
+
+
+async def test_a_row_that_waited_out_its_window_during_a_commit_is_written_next(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    gate = asyncio.Event()
+    group = GroupCommit("test", pool, gather_s=1.0)
+    writer = BatchWriter("a", pool, _flusher("a", gate), group=group)
+    writer.start()
+    first = asyncio.ensure_future(writer.write([0]))
+    while not group.in_flight:
+        await asyncio.sleep(0.005)
+    during = asyncio.ensure_future(writer.write([1]))
+    await asyncio.sleep(1.1)  # the commit outlasts the window of the row behind it
+    gate.set()
+    async with asyncio.timeout(0.5):  # not a fresh second of gathering
+        await asyncio.gather(first, during)
+    assert group.commits == 2
+    assert await db.fetchval("SELECT count(*) FROM gc_rows") == 2
+    await writer.close()
+
+
 async def test_gathering_stops_when_a_batch_is_full_and_on_close(
     pool: asyncpg.Pool, db: asyncpg.Connection
 ) -> None:
