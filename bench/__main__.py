@@ -25,7 +25,7 @@ from bench import cluster, fleet, fuzz, heartbeat, memory, meter_values, mix, sc
 from bench.common import Options
 from bench.load import raise_fd_limit
 from bench.report import render
-from bench.servers import DEFAULT_SERVERS, SERVERS, Database
+from bench.servers import DEFAULT_SERVERS, SERVERS, Database, kind_of
 
 SCENARIOS: dict[str, Callable[[Options], dict[str, Any]]] = {
     "heartbeat": heartbeat.run,
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.monotonic()
     try:
-        if "ours" in servers:
+        if any(kind_of(server) == "ours" for server in servers):  # ours-gather alone too
             database.open()
             report["database"] = database.kind
         print(

@@ -11,10 +11,11 @@ leaves; the bridge matches it, starts, monitors, stops at its target and bills.
 **Time.** The world runs at ``SPEED`` simulated seconds per real second, so the day takes
 ``DAY_S / SPEED`` real seconds. The Smartcar fake keeps the real clock (tokens, data age)
 and gets its limits on the world's clock instead (``CostLimits.compressed``): the
-application bucket holds Smartcar's 120 calls and refills at 2 per *simulated* minute, a car
-is throttled after 6 calls in a *simulated* minute (``Retry-After`` in whole real seconds,
-at least 1), 500 calls per car and month. The bridge's own bucket is set to the same
-(``SMARTCAR_RATE_REFILL_PER_MINUTE`` = 2 x ``SPEED``). Its matching timers stay real
+application bucket holds Smartcar's 120 calls and refills at 2 per *simulated* minute
+(``CSMS_BENCH_FLEET_REFILL`` sets another rate), a car is throttled after 6 calls in a
+*simulated* minute (``Retry-After`` in whole real seconds, at least 1), 500 calls per car
+and month. The bridge's own bucket is set to the same (``SMARTCAR_RATE_REFILL_PER_MINUTE``
+= refill x ``SPEED``). Its matching timers stay real
 seconds sized for real round trips (a webhook does not arrive 240 times faster), so
 latencies are reported in real seconds.
 
@@ -65,6 +66,9 @@ from simulators.world_runner import WorldRunner
 
 # Simulated seconds per real second (``CSMS_BENCH_FLEET_SPEED``): the day takes DAY_S / SPEED.
 SPEED = float(os.environ.get("CSMS_BENCH_FLEET_SPEED", "240"))
+# The application bucket's refill per simulated minute (``CSMS_BENCH_FLEET_REFILL``): 2 is
+# Smartcar's published default; a plan with more (support raises it) is tried by setting it.
+REFILL_PER_MINUTE = float(os.environ.get("CSMS_BENCH_FLEET_REFILL", "2"))
 DAY_S = 16 * 3600.0  # 06:00 to 22:00
 FLEET_CHARGERS = 100
 PLUG_INS_PER_CAR = 0.55
@@ -240,7 +244,7 @@ class BridgeServer:
 def bridge_env(fake: RunningFake, http_port: int, *, speed: float, linking: bool) -> dict[str, str]:
     """The bridge pointed at the fake (Vehicles API v3), limits on the world's clock."""
     redirect = f"http://127.0.0.1:{http_port}/smartcar/callback"
-    bucket = ("1000000", "1000000") if linking else ("120", str(2.0 * speed))
+    bucket = ("1000000", "1000000") if linking else ("120", str(REFILL_PER_MINUTE * speed))
     return {
         "SMARTCAR_CLIENT_ID": CLIENT_ID,
         "SMARTCAR_CLIENT_SECRET": CLIENT_SECRET,
@@ -376,7 +380,8 @@ async def run_size(cars: int, options: Options, *, quick: bool) -> dict[str, Any
         results["link_s"] = round(time.monotonic() - t0, 1)
         results["link_calls"] = sum(fake.fake.costs.accepted.values())
         # 2. The day: limits at Smartcar's defaults, on the world's clock, from a full bucket.
-        fake.fake.costs.configure(CostLimits.smartcar_defaults().compressed(SPEED))
+        limits = replace(CostLimits.smartcar_defaults(), bucket_refill_per_minute=REFILL_PER_MINUTE)
+        fake.fake.costs.configure(limits.compressed(SPEED))
         accepted_before = sum(fake.fake.costs.accepted.values())
         refused_before = Counter(fake.fake.costs.refused)
         await server.start(bridge_env(fake, http_port, speed=SPEED, linking=False))
