@@ -14,15 +14,20 @@ candidate costs calls (issue 16: a plug-in decision's budget), so it is read in
 ``READ_ROUNDS`` rounds only: a third into the timeout (a car that was started charges by
 then) and at its end; a webhook-watched candidate that sent nothing is read in the last
 round (a lost or late delivery). When what the decision has left of its ``DECISION_BUDGET``
-does not pay for both rounds, the early one is skipped. A candidate's state before the
-start comes from the match's own reading when that is recent, not from another call.
+does not pay for both rounds, the early one is skipped; when it does not pay for reading
+every candidate that needs it once (before the start, where nothing recent is known, and in
+the last round), nothing is started: telling the cars apart with fewer reads would be a
+guess. The plug-in waits instead (a rival's confirmation may settle it) until the matcher
+gives up; a start whose last round cannot be paid for is stopped (``over_budget``). A
+candidate's state before the start comes from the match's own reading when that is
+recent, not from another call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,6 +72,17 @@ def read_rounds(calls_left: int, *, polling: int, watched: int) -> tuple[float, 
     return READ_ROUNDS[-1:]
 
 
+def reads_to_tell_apart(before: Sequence[bool | None], polling: Sequence[bool]) -> int:
+    """The fewest calls a confirmation of these candidates makes: a read of each whose
+    charge state before the start is unknown (``None``), and a last-round read of each
+    polling one not already charging (one charging before the start is left out of the
+    watch; a watched car reports itself, its fallback read paid only if it is silent)."""
+    return sum(
+        (state is None) + (reads and state is not True)
+        for state, reads in zip(before, polling, strict=True)
+    )
+
+
 @dataclass(slots=True, frozen=True)
 class ConfirmationSettings:
     timeout_s: float
@@ -95,6 +111,7 @@ class Confirmer:
         self._settings = settings
         self._clock = clock
         self._started: dict[str, asyncio.Future[TransactionStarted]] = {}
+        self._unaffordable: set[int] = set()  # plug-ins told so once (the log stays quiet)
 
     def transaction_started(self, event: TransactionStarted) -> bool:
         """The charger's StartTransaction for a confirmation idTag: True if it was ours."""
@@ -114,6 +131,8 @@ class Confirmer:
         confirmed it (the plug-in is closed as unconfirmed); False when a candidate is
         claimed by another confirmation (try again later).
         """
+        if not self._affordable(plug, candidates, log):
+            return False
         ids = [v.id for v in candidates]
         if not await plug_ins.try_claim(self._pool, plug.id, ids, "confirmation"):
             return False
@@ -129,9 +148,13 @@ class Confirmer:
     async def _run(
         self, plug: plug_ins.PlugInRow, candidates: list[store.Vehicle], log: Any
     ) -> Session | None:
-        # A candidate already charging cannot tell us anything: it charges elsewhere.
+        known = {v.id: self._known_before(v) for v in candidates}
+        unknown = [v for v in candidates if known[v.id] is None]
         with call_purpose(Purpose.CONFIRM):
-            before = await asyncio.gather(*(self._charging_before(v, log) for v in candidates))
+            read = await asyncio.gather(*(self._watch.charging(v, log) for v in unknown))
+        known.update(zip((v.id for v in unknown), read, strict=True))
+        before = [known[v.id] for v in candidates]
+        # A candidate already charging cannot tell us anything: it charges elsewhere.
         watched = [v for v, charging in zip(candidates, before, strict=True) if not charging]
         if not watched:
             await self._give_up(plug, None, "candidates_already_charging", log)
@@ -212,17 +235,38 @@ class Confirmer:
         seen = vehicle.webhook_seen_at
         return seen is not None and self._clock() - seen <= WEBHOOK_FRESH
 
-    async def _charging_before(self, vehicle: store.Vehicle, log: Any) -> bool | None:
+    def _affordable(
+        self, plug: plug_ins.PlugInRow, candidates: list[store.Vehicle], log: Any
+    ) -> bool:
+        """Whether the decision has the calls to tell its candidates apart: a read of each
+        one whose state before the start is not known, and a last-round read of each
+        polling one. Without them nothing is started (that would be a guess, or a decision
+        over its budget): the plug-in waits, for a rival's confirmation to settle it or a
+        car's webhook, until the matcher gives up on it."""
+        needed = reads_to_tell_apart(
+            [self._known_before(v) for v in candidates],
+            [not self._webhooks_watch(v) for v in candidates],
+        )
+        left = self._calls_left(plug.id)
+        if needed <= left:
+            return True
+        if plug.id not in self._unaffordable:
+            self._unaffordable.add(plug.id)
+            log.info(
+                "bridge.confirmation_unaffordable",
+                plug_in_id=plug.id,
+                calls_needed=needed,
+                calls_left=max(left, 0),
+            )
+        return False
+
+    def _known_before(self, vehicle: store.Vehicle) -> bool | None:
+        """The car's charge state before the start, from its webhooks or a recent reading."""
         if self._webhooks_watch(vehicle):
             reported = self._watch.reported_charging(vehicle.id, datetime.min.replace(tzinfo=UTC))
             if reported is not None:
                 return reported
-        recent = self._watch.recent_charging(
-            vehicle.id, _BEFORE_FRESH_POLLS * self._settings.poll_s
-        )
-        if recent is not None:
-            return recent
-        return await self._watch.charging(vehicle, log)
+        return self._watch.recent_charging(vehicle.id, _BEFORE_FRESH_POLLS * self._settings.poll_s)
 
     async def _charging_since(
         self, vehicle: store.Vehicle, since: datetime, read: bool, last: bool, log: Any
@@ -236,6 +280,13 @@ class Confirmer:
         elif not read:
             return None
         return await self._watch.charging(vehicle, log)
+
+    def _last_round_reads(self, watched: list[store.Vehicle], since: datetime) -> int:
+        """Reads the last round makes: every polling car, every silent watched one."""
+        return sum(
+            not self._webhooks_watch(v) or self._watch.reported_charging(v.id, since) is None
+            for v in watched
+        )
 
     async def _watch_cars(
         self, plug: plug_ins.PlugInRow, watched: list[store.Vehicle], log: Any, since: datetime
@@ -257,6 +308,10 @@ class Confirmer:
             if read:
                 rounds.pop(0)
             last = read and not rounds
+            if last and self._last_round_reads(watched, since) > self._calls_left(plug.id):
+                # Watched cars that sent nothing would need a fallback read each: without
+                # the calls to read all of them, none is told apart from the others.
+                return None, "over_budget"
             with call_purpose(Purpose.CONFIRM):
                 states = await asyncio.gather(
                     *(self._charging_since(v, since, read, last, log) for v in watched)

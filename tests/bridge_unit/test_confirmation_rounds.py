@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from smartcar_bridge.confirmation import DECISION_BUDGET, READ_ROUNDS, read_rounds
+from smartcar_bridge.confirmation import (
+    DECISION_BUDGET,
+    READ_ROUNDS,
+    read_rounds,
+    reads_to_tell_apart,
+)
 
 
 @pytest.mark.parametrize(
@@ -32,3 +37,20 @@ def test_the_last_round_is_always_kept_and_ends_the_timeout() -> None:
             assert rounds[-1] == 1.0
             spent = len(rounds) * polling + (4 - polling)
             assert len(rounds) == 1 or spent <= left
+
+
+@pytest.mark.parametrize(
+    ("before", "polling", "expected"),
+    [
+        ([False, False], [True, True], 2),  # the match's readings serve: the last round
+        ([None, None], [True, True], 4),  # stale: each read before the start, and after
+        ([False, None], [False, False], 1),  # watched cars report themselves
+        ([True, False], [True, False], 0),  # one already charging is not watched
+        ([None, False], [True, True], 3),
+        ([], [], 0),
+    ],
+)
+def test_a_confirmation_costs_a_read_per_unknown_state_and_per_polling_car(
+    before: list[bool | None], polling: list[bool], expected: int
+) -> None:
+    assert reads_to_tell_apart(before, polling) == expected

@@ -118,8 +118,11 @@ async def test_two_cars_plugged_in_side_by_side_are_told_apart_by_a_confirmation
         chargers=[charger("CP-A"), charger("CP-B")],
     )
     with structlog.testing.capture_logs() as logs:
-        # The production read budget: 4 cars per decision, re-reads keeping a reserve.
-        async with bridge_env(settings, db, world, decision_reads=4) as env:
+        # The production read budget: 4 cars per decision, re-reads keeping a reserve. A
+        # confirmation takes the match's reading as the cars' state before its start when
+        # it is at most 3 polls old; production polls every 10 s, so it is, and the
+        # decision pays for the last round only (2 match reads + 2).
+        async with bridge_env(settings, db, world, decision_reads=4, confirm_poll=1.0) as env:
             await env.link(await env.create_account(), VIN_A, VIN_B)
             env.runner.plug_in(VIN_A, "CP-A", 1)
             env.runner.plug_in(VIN_B, "CP-B", 1)
