@@ -96,19 +96,27 @@ async def test_gathering_puts_rows_arriving_within_the_window_in_one_transaction
     await second.close()
 
 
+async def _commit_in_flight(
+    pool: asyncpg.Pool, *, gather_s: float
+) -> tuple[asyncio.Event, GroupCommit, BatchWriter[int], asyncio.Future[None]]:
+    """A gathering writer whose first row's commit waits on the returned gate."""
+    gate = asyncio.Event()
+    group = GroupCommit("test", pool, gather_s=gather_s)
+    writer = BatchWriter("a", pool, _flusher("a", gate), group=group)
+    writer.start()
+    first = asyncio.ensure_future(writer.write([0]))
+    while not group.in_flight:
+        await asyncio.sleep(0.005)
+    return gate, group, writer, first
+
+
 async def test_rows_arriving_during_a_commit_wait_out_the_rest_of_their_window(
     pool: asyncpg.Pool, db: asyncpg.Connection
 ) -> None:
     # Written at once when the commit returned, the row that arrived during it would
     # commit alone, and the rows behind it start a window of their own: two commits
     # where the window was meant to make one.
-    gate = asyncio.Event()
-    group = GroupCommit("test", pool, gather_s=0.3)
-    writer = BatchWriter("a", pool, _flusher("a", gate), group=group)
-    writer.start()
-    first = asyncio.ensure_future(writer.write([0]))
-    while not group.in_flight:
-        await asyncio.sleep(0.005)
+    gate, group, writer, first = await _commit_in_flight(pool, gather_s=0.3)
     during = asyncio.ensure_future(writer.write([1]))
     await asyncio.sleep(0)
     gate.set()
@@ -127,13 +135,7 @@ async def test_rows_arriving_during_a_commit_wait_out_the_rest_of_their_window(
 async def test_a_row_that_waited_out_its_window_during_a_commit_is_written_next(
     pool: asyncpg.Pool, db: asyncpg.Connection
 ) -> None:
-    gate = asyncio.Event()
-    group = GroupCommit("test", pool, gather_s=1.0)
-    writer = BatchWriter("a", pool, _flusher("a", gate), group=group)
-    writer.start()
-    first = asyncio.ensure_future(writer.write([0]))
-    while not group.in_flight:
-        await asyncio.sleep(0.005)
+    gate, group, writer, first = await _commit_in_flight(pool, gather_s=1.0)
     during = asyncio.ensure_future(writer.write([1]))
     await asyncio.sleep(1.1)  # the commit outlasts the window of the row behind it
     gate.set()
