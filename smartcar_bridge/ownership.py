@@ -132,6 +132,7 @@ class ClusterWork:
         self, on_event: OnEvent, on_wake: OnWake, on_lost: OnLost, on_orphan: OnOrphan
     ) -> None:
         from csms.cluster import codec
+        from csms.cluster.settle import subscriptions_settled
 
         async def handed(message: Any) -> None:
             try:
@@ -151,7 +152,7 @@ class ClusterWork:
             await self._nc.subscribe(self._subject(self.node_id), cb=handed),
             await self._nc.subscribe(WAKE_SUBJECT, cb=woken),
         ]
-        await self._nc.flush()
+        await subscriptions_settled(self._nc)
         self._on_lost = on_lost
         self._on_orphan = on_orphan
         self._tasks.append(asyncio.create_task(self._keep(), name="bridge-leases"))

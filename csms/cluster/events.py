@@ -29,6 +29,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
 from csms.cluster import codec
+from csms.cluster.settle import subscriptions_settled
 from csms.cluster.subjects import EVENT_STREAM, EVENTS, event_subject
 
 log = structlog.get_logger()
@@ -138,7 +139,8 @@ class NatsEventBus:
         await ensure_stream(js)
         self._js = js
         await nc.subscribe(f"{EVENTS}.>", cb=self._observed)
-        await nc.flush()  # the server has our subscription before any node publishes
+        # The server has our subscription before any node publishes.
+        await subscriptions_settled(nc)
         self._tasks.append(asyncio.create_task(self._publish_outbox(), name="cluster-events-out"))
         self._tasks.append(asyncio.create_task(self._keep_in_progress(), name="cluster-events-wip"))
         # Consumers exist before start returns: nothing published after it is missed.

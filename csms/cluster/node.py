@@ -24,6 +24,7 @@ from csms.cluster.invalidation import NatsInvalidations
 from csms.cluster.membership import Membership
 from csms.cluster.ownership import ClusterPresence, ConnectionRegistry
 from csms.cluster.routing import ClusterLocator
+from csms.cluster.settle import subscriptions_settled
 from csms.security.events import CertificateSigningRequested
 
 log = structlog.get_logger()
@@ -90,7 +91,8 @@ class ClusterNode:
         )
         await self.invalidations.start(self.nc)
         await self.events.start(self.nc)
-        await self.nc.flush()  # every subscription is on the server before chargers arrive
+        # Every subscription is on the server before chargers arrive.
+        await subscriptions_settled(self.nc)
         return self.locator
 
     def connected_anywhere(self, charge_point_id: str) -> bool:

@@ -26,6 +26,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from csms.cluster.errors import Replaced
+from csms.cluster.settle import subscriptions_settled
 from csms.cluster.subjects import OWNERS, charger_from_token, command_subject, owner_subject
 from csms.db.charge_points import Presence
 from csms.ocpp16.errors import NotConnected
@@ -106,6 +107,8 @@ class ClusterPresence(Presence):
         self._nc, self._registry, self._on_command = nc, registry, on_command
         self._live_nodes = live_nodes
         await nc.subscribe(f"{OWNERS}.>", cb=self._announced)
+        # Only then the record: an announcement is either read below or received.
+        await subscriptions_settled(nc)
         # What was announced before we subscribed: the ownerships on record.
         for row in await self._pool.fetch(
             "SELECT charge_point_id, node_id, epoch FROM charger_ownership WHERE node_id <> $1",
