@@ -27,12 +27,18 @@ bills per call and throttles each car and the application (smartcar-api.md §9).
    ``settle`` delay still waits for a neighbour's Preparing. While a watched car may still
    report (``webhook_lag``), the plug-in waits, at no cost. Anything else (no watched
    candidate, several, a car shared with another plug-in) spends the reads as above.
+5. **A decision weighs only its own group.** Pending plug-ins that can share a car (one
+   whose position does not rule out either charger) are one group, transitively; a car
+   that may be anywhere joins them all. A plug-in's ranking and reads cover its group
+   only: a car known to be at another site cannot be on its connector, so its read (a
+   rate-limited cloud retrying for seconds, say) neither costs this plug-in's budget nor
+   holds up its decision.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -71,6 +77,59 @@ class Ranking:
     watched: tuple[int, ...]
     ranked: tuple[int, ...]  # polling cars that can be there, best evidence first
     skipped: tuple[int, ...]  # polling cars known to be elsewhere
+
+
+def groups(
+    cars: Iterable[Known],
+    plug_ins: Sequence[PlugIn],
+    now: datetime,
+    *,
+    webhook_fresh: timedelta,
+    position_trusted: timedelta = DEFAULT_POSITION_TRUSTED,
+    max_distance_m: float = DEFAULT_MAX_DISTANCE_M,
+) -> dict[int, tuple[PlugIn, ...]]:
+    """Rule 5: each pending plug-in's group (itself included), by plug-in id; pure.
+
+    A car links the plug-ins within ``max_distance_m`` of a position ``rank`` would rely
+    on (a watched car's, or a polling car's trusted one); any other car, or a charger
+    without a location, may be anywhere and links every plug-in."""
+    everyone = tuple(sorted(plug_ins, key=lambda p: p.id))
+    if any(not p.has_location for p in everyone):
+        return {p.id: everyone for p in everyone}
+    by_latitude = sorted(everyone, key=lambda p: p.latitude or 0.0)
+    latitudes = [p.latitude or 0.0 for p in by_latitude]
+    band = math.degrees(max_distance_m / EARTH_RADIUS_M)  # never nearer than the latitude gap
+    earliest = min((p.at for p in everyone), default=now)
+    parent = {p.id: p.id for p in everyone}
+
+    def root(plug_id: int) -> int:
+        while parent[plug_id] != plug_id:
+            parent[plug_id] = parent[parent[plug_id]]
+            plug_id = parent[plug_id]
+        return plug_id
+
+    for car in cars:
+        placed = watched_by_webhooks(car, now, webhook_fresh) or (
+            car.location_at is not None and car.location_at >= earliest - position_trusted
+        )
+        if not placed or car.latitude is None or car.longitude is None:
+            return {p.id: everyone for p in everyone}
+        near = [
+            p.id
+            for p in by_latitude[
+                bisect_left(latitudes, car.latitude - band) : bisect_right(
+                    latitudes, car.latitude + band
+                )
+            ]
+            if haversine_m(car.latitude, car.longitude, p.latitude or 0.0, p.longitude or 0.0)
+            <= max_distance_m
+        ]
+        for other in near[1:]:
+            parent[root(other)] = root(near[0])
+    members: dict[int, list[PlugIn]] = {}
+    for p in everyone:
+        members.setdefault(root(p.id), []).append(p)
+    return {p.id: tuple(members[root(p.id)]) for p in everyone}
 
 
 def watched_by_webhooks(car: Known, now: datetime, webhook_fresh: timedelta) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +35,18 @@ log = structlog.get_logger()
 
 StartSession = Callable[[Session, plug_ins.PlugInRow], Awaitable[None]]
 AdoptSession = Callable[[Session], Awaitable[None]]
+
+_RankingKey = tuple[tuple[PlugIn, ...], datetime]
+
+
+@dataclass(slots=True)
+class _Rankings:
+    """One fleet snapshot's groups of pending plug-ins, and each group's ranking once asked."""
+
+    known: list[candidates.Known]
+    groups: dict[int, tuple[PlugIn, ...]]
+    ranked: dict[tuple[PlugIn, ...], candidates.Ranking] = field(default_factory=dict)
+
 
 _FIRST_RETRY_S = 1.0
 # Every webhook nudges every pending plug-in; at a fleet's rush hour that is dozens a second.
@@ -89,10 +102,9 @@ class PlugInDesk:
         self._decision_spent = decision_spent
         self._fleet_cache: tuple[float, list[store.Vehicle]] | None = None
         self._fleet_read: asyncio.Task[list[store.Vehicle]] | None = None
-        self._ranking_cache: (
-            tuple[list[store.Vehicle], tuple[tuple[PlugIn, ...], datetime], candidates.Ranking]
-            | None
-        ) = None
+        # The fleet ranked for each group of pending plug-ins (_ranking), valid for one
+        # fleet snapshot and one set of plug-ins within one second.
+        self._ranking_cache: tuple[list[store.Vehicle], _RankingKey, _Rankings] | None = None
         # Polling cars each plug-in has paid a read for (its budget, issue 16).
         self._paid: dict[int, set[int]] = {}
         self._spent: dict[int, int] = {}
@@ -193,7 +205,7 @@ class PlugInDesk:
         paid = self._paid.setdefault(row.id, set())
         spent = self._spent.get(row.id, 0)
         selection = candidates.spend(
-            self._ranking(everyone, plugs),
+            self._ranking(everyone, plugs, row.id),
             budget=self._read_budget - spent,
             already_read=frozenset(paid) if spent < self._read_budget else frozenset(),
         )
@@ -241,27 +253,43 @@ class PlugInDesk:
         )
         return decisions[row.id]
 
-    def _ranking(self, everyone: list[store.Vehicle], plugs: list[PlugIn]) -> candidates.Ranking:
-        """The fleet ranked for the pending plug-ins: the same for each of their decisions
-        while the fleet snapshot and the set of plug-ins are (only a plug-in's budget
-        differs), so a rush hour's decisions share one ranking instead of each measuring
-        the fleet again. The second's bucket bounds how long ``now`` may be stale in it."""
+    def _ranking(
+        self, everyone: list[store.Vehicle], plugs: list[PlugIn], plug_in_id: int
+    ) -> candidates.Ranking:
+        """The fleet ranked for the plug-in's group of pending plug-ins (candidates, rule
+        5): the same for each decision of the group while the fleet snapshot and the set of
+        plug-ins are (only a plug-in's budget differs), so a rush hour's decisions share
+        one ranking instead of each measuring the fleet again. The second's bucket bounds
+        how long ``now`` may be stale in it."""
         now = self._clock()
         key = (tuple(sorted(plugs, key=lambda p: p.id)), now.replace(microsecond=0))
         cached = self._ranking_cache
-        if cached is not None and cached[0] is everyone and cached[1] == key:
-            return cached[2]
-        ranking = candidates.rank(
-            [
+        if cached is None or cached[0] is not everyone or cached[1] != key:
+            known = [
                 candidates.Known(v.id, v.latitude, v.longitude, v.location_at, v.webhook_seen_at)
                 for v in everyone
-            ],
-            plugs,
-            now,
-            webhook_fresh=self._webhook_fresh,
-            position_trusted=self._position_trusted,
-        )
-        self._ranking_cache = (everyone, key, ranking)
+            ]
+            grouped = candidates.groups(
+                known,
+                plugs,
+                now,
+                webhook_fresh=self._webhook_fresh,
+                position_trusted=self._position_trusted,
+            )
+            cached = (everyone, key, _Rankings(known, grouped))
+            self._ranking_cache = cached
+        rankings = cached[2]
+        group = rankings.groups.get(plug_in_id) or key[0]
+        ranking = rankings.ranked.get(group)
+        if ranking is None:
+            ranking = candidates.rank(
+                rankings.known,
+                group,
+                now,
+                webhook_fresh=self._webhook_fresh,
+                position_trusted=self._position_trusted,
+            )
+            rankings.ranked[group] = ranking
         return ranking
 
     async def _ended(self, plugs: list[PlugIn]) -> list[PlugIn]:

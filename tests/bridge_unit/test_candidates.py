@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from smartcar_bridge.candidates import Known, affordable_reads, select, silence_data_at
+from smartcar_bridge.candidates import Known, affordable_reads, groups, select, silence_data_at
 from smartcar_bridge.matching import PlugIn
 from smartcar_bridge.targets import (
     predicted_soc_percent,
@@ -194,3 +194,78 @@ def test_re_reads_keep_a_confirmation_read_per_car_within_the_call_budget(
 
 def test_a_read_budget_beyond_the_call_budget_keeps_no_reserve() -> None:
     assert affordable_reads(50, 5, spent=12, read_cars=12) == 38
+
+
+NEAR_SITE = (48.139, 11.577)  # a few hundred metres from SITE
+RECENT = AT - timedelta(minutes=2)
+
+
+def _ids(grouped: dict[int, tuple[PlugIn, ...]]) -> dict[int, list[int]]:
+    return {n: [p.id for p in group] for n, group in grouped.items()}
+
+
+def test_plug_ins_at_sites_no_car_can_share_are_separate_groups() -> None:
+    plugs = [plug(1), plug(2, FAR), plug(3, NEAR_SITE)]
+    cars = [car(1, SITE, RECENT), car(2, FAR, RECENT), car(3, NEAR_SITE, webhook=RECENT)]
+    grouped = groups(cars, plugs, NOW, webhook_fresh=WEEK)
+    # Car 1 may be on CP1 or CP3 (both within a kilometre): they share a group, CP2 does not.
+    assert _ids(grouped) == {1: [1, 3], 2: [2], 3: [1, 3]}
+
+
+def test_a_car_that_may_be_anywhere_joins_every_plug_in() -> None:
+    plugs = [plug(1), plug(2, FAR)]
+    for anywhere in (
+        car(9),  # never located
+        car(9, FAR, AT - timedelta(hours=2)),  # located long ago: it may have driven
+    ):
+        grouped = groups([car(1, SITE, RECENT), anywhere], plugs, NOW, webhook_fresh=WEEK)
+        assert _ids(grouped) == {1: [1, 2], 2: [1, 2]}
+    # A charger without a location may have any car on it.
+    grouped = groups([car(1, SITE, RECENT)], [plug(1), plug(2, None)], NOW, webhook_fresh=WEEK)
+    assert _ids(grouped) == {1: [1, 2], 2: [1, 2]}
+
+
+def test_groups_link_transitively_and_agree_with_measuring_every_pair() -> None:
+    """The latitude band only saves work: what it finds is what measuring every car against
+    every plug-in finds, chains of shared cars included."""
+    import random
+
+    from smartcar_bridge.matching import haversine_m
+
+    rng = random.Random(5)
+    for _ in range(200):
+        plugs = [
+            plug(n, (48.1 + rng.uniform(0, 0.05), 11.5 + rng.uniform(0, 0.05)))
+            for n in range(1, rng.randint(2, 12))
+        ]
+        cars = [
+            car(n, (48.1 + rng.uniform(0, 0.05), 11.5 + rng.uniform(0, 0.05)), RECENT)
+            for n in range(rng.randint(0, 12))
+        ]
+        grouped = groups(cars, plugs, NOW, webhook_fresh=WEEK)
+        # Brute force: a plug-in's group is what is reachable through shared cars.
+        links = {p.id: {p.id} for p in plugs}
+        for c in cars:
+            assert c.latitude is not None and c.longitude is not None
+            near = {
+                p.id
+                for p in plugs
+                if haversine_m(c.latitude, c.longitude, p.latitude or 0, p.longitude or 0) <= 1_000
+            }
+            for n in near:
+                links[n] |= near
+        for p in plugs:
+            reach, frontier = {p.id}, [p.id]
+            while frontier:
+                for other in links[frontier.pop()] - reach:
+                    reach.add(other)
+                    frontier.append(other)
+            assert [q.id for q in grouped[p.id]] == sorted(reach)
+
+
+def test_a_group_ranking_leaves_out_the_cars_of_another_group() -> None:
+    plugs = [plug(1), plug(2, FAR)]
+    cars = [car(1, SITE, RECENT), car(2, FAR, RECENT)]
+    grouped = groups(cars, plugs, NOW, webhook_fresh=WEEK)
+    assert select(cars, list(grouped[1]), NOW, budget=4, webhook_fresh=WEEK).read == (1,)
+    assert select(cars, plugs, NOW, budget=4, webhook_fresh=WEEK).read == (1, 2)
