@@ -109,8 +109,8 @@ def groups(
         return plug_id
 
     for car in cars:
-        placed = watched_by_webhooks(car, now, webhook_fresh) or (
-            car.location_at is not None and car.location_at >= earliest - position_trusted
+        placed = watched_by_webhooks(car, now, webhook_fresh) or position_recent(
+            car, earliest, position_trusted
         )
         if not placed or car.latitude is None or car.longitude is None:
             return {p.id: everyone for p in everyone}
@@ -130,6 +130,13 @@ def groups(
     for p in everyone:
         members.setdefault(root(p.id), []).append(p)
     return {p.id: tuple(members[root(p.id)]) for p in everyone}
+
+
+def position_recent(car: Known, earliest: datetime, position_trusted: timedelta) -> bool:
+    """Rule 2's trust in a polling car's position: taken within ``position_trusted`` of the
+    earliest pending plug-in. ``rank`` and ``groups`` must agree on it: a car one of them
+    rules out by place, the other must not count as anywhere."""
+    return car.location_at is not None and car.location_at >= earliest - position_trusted
 
 
 def watched_by_webhooks(car: Known, now: datetime, webhook_fresh: timedelta) -> bool:
@@ -206,7 +213,7 @@ def rank(
             else:
                 watched.append(car.vehicle_id)
             continue
-        trusted = car.location_at is not None and car.location_at >= earliest - position_trusted
+        trusted = position_recent(car, earliest, position_trusted)
         if nearest is not None and trusted:
             if nearest > max_distance_m:
                 skipped.append(car.vehicle_id)  # known to be elsewhere
