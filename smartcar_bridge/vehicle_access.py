@@ -168,6 +168,8 @@ _ALREADY_CHARGING = frozenset({"CHARGING_IN_PROGRESS"})
 _ALREADY_STOPPED = frozenset({"NOT_CHARGING", "CHARGING_PLUG_NOT_CONNECTED", "FULLY_CHARGED"})
 # §14.2: reading the state right after a command may show the old value for a while.
 CONFIRM_DELAYS = (1.0, 2.0, 4.0, 8.0)
+# How long a battery read is kept for known_battery (callers ask for less).
+BATTERY_KEEP_S = 600.0
 
 
 class VehicleAccess:
@@ -180,6 +182,7 @@ class VehicleAccess:
         confirm_delays: tuple[float, ...] = CONFIRM_DELAYS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         retired: RetiredNotice | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         if isinstance(api, SmartcarClient):
             # The pre-v3 signature: (client, tokens) meant v2.0.
@@ -190,17 +193,36 @@ class VehicleAccess:
         self._confirm_delays = confirm_delays
         self._sleep = sleep
         self.retired = retired or RetiredNotice(api.version)
+        self._monotonic = monotonic or (lambda: asyncio.get_running_loop().time())
+        # Each car's last battery read, for known_battery (keyed like the API's own cache).
+        self._batteries: dict[str, tuple[float, Battery]] = {}
 
     @property
     def version(self) -> str:
         return self.api.version
 
     async def battery(self, vehicle: LinkedVehicle, log: Any, attempts: int = 3) -> Battery | None:
-        return await self._call(vehicle, self.api.battery, log, "battery", attempts)
+        battery = await self._call(vehicle, self.api.battery, log, "battery", attempts)
+        if battery is not None:
+            self._batteries[vehicle.smartcar_vehicle_id] = (self._monotonic(), battery)
+        return battery
 
     def known_battery(self, vehicle: LinkedVehicle, max_age_s: float) -> Battery | None:
-        """A recent SoC the API already answered (v3: the match's signals page), no call."""
-        return self.api.known_battery(vehicle, max_age_s)
+        """A recent SoC already answered, no call: this car's last battery read, or (v3)
+        the match's signals page. A plug-in that lost its confirmation to a rival, and
+        decides again once that is over, must not pay for the same SoC twice."""
+        page = self.api.known_battery(vehicle, max_age_s)
+        if page is not None:
+            return page
+        key = vehicle.smartcar_vehicle_id
+        read = self._batteries.get(key)
+        if read is None:
+            return None
+        at, battery = read
+        age = self._monotonic() - at
+        if age > BATTERY_KEEP_S:
+            del self._batteries[key]
+        return battery if age <= min(max_age_s, BATTERY_KEEP_S) else None
 
     async def charge_status(
         self, vehicle: LinkedVehicle, log: Any, attempts: int = 1

@@ -349,3 +349,43 @@ async def test_known_battery_is_the_signals_page_soc_while_young_enough_at_no_ca
     now[0] += 2
     assert access.known_battery(env.car, 3600) is None  # past what is kept
     assert V2Vehicles(env.client, env.api.tokens).known_battery(env.car, 600) is None  # type: ignore[arg-type]
+
+
+async def test_a_battery_read_is_known_afterwards_at_no_call_on_v3_and_v2(
+    env: V3Env, pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    """A plug-in that lost its confirmation to a rival decides again once that is over: the
+    SoC it read before is known then, on either API version, and costs no second call."""
+    now = [1000.0]
+    v3 = VehicleAccess(
+        V3Vehicles(env.api.client, env.tokens, env.api.users, sleep=quick_sleep,
+                   monotonic=lambda: now[0]),
+        sleep=quick_sleep, monotonic=lambda: now[0],
+    )  # fmt: skip
+    world = World.generate(chargers=1, vehicles=1, seed=8)
+    async with run_smartcar_fake(world) as running, make_client(running, seed=2) as client:
+        (vehicle,) = world.vehicles.values()
+        tokens = await connect(client, running, vehicle.vin)
+        account = await db.fetchval("INSERT INTO accounts (name) VALUES ('Fleet') RETURNING id")
+        store = TokenStore(pool, TokenCipher(SECRET_KEY), client)
+        v2_car = Car(await store.save_link(account, vehicle.owner_id, tokens), vehicle.smartcar_id)
+        v2 = VehicleAccess(V2Vehicles(client, store), sleep=quick_sleep, monotonic=lambda: now[0])
+        for n, (access, car, ledger) in enumerate(
+            [(v3, env.car, env.client.ledger), (v2, v2_car, client.ledger)]
+        ):
+            assert access.known_battery(car, 600) is None  # nothing read yet
+            with for_plug_in(n):  # several plug-ins read at once: each read is remembered
+                read = await asyncio.gather(*(access.battery(car, LOG) for _ in range(3)))
+            with for_plug_in(100 + n):
+                known = access.known_battery(car, 600)
+                now[0] += 599
+                still = access.known_battery(car, 600)
+                too_old_for_this_caller = access.known_battery(car, 60)
+            assert ledger.made(100 + n) == 0  # the hints cost nothing
+            assert all(r is not None for r in read)
+            assert known is not None and still is not None
+            assert known.soc_percent == pytest.approx(read[-1].soc_percent)  # type: ignore[union-attr]
+            assert too_old_for_this_caller is None
+            now[0] += 2
+            assert access.known_battery(car, 3600) is None  # past what is kept
+            now[0] -= 601
