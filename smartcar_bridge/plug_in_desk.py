@@ -227,10 +227,15 @@ class PlugInDesk:
         affordable = candidates.affordable_reads(
             self._read_budget, self._call_budget, spent=spent, read_cars=len(paid)
         )
-        reads = list(selection.read[:affordable])
+        # A claimed car (a session's, or held by another plug-in's confirmation) is
+        # excluded or undetermined here whatever a read says (matching.relate): reading it
+        # would spend this plug-in's calls for nothing, calls it needs once a confirmation
+        # that fails releases the car (its own confirmation's reads).
+        held = set(claimed)
+        reads = [v for v in selection.read if v not in held][:affordable]
         self._spent[row.id] = spent + len(reads)
         paid.update(reads)
-        cached = frozenset(paid - set(reads))
+        cached = frozenset((paid - set(reads)) | (held & set(selection.read)))
         chosen = set(selection.watched) | set(reads) | cached
         vehicles = [v for v in everyone if v.id in chosen]
         with call_purpose(Purpose.MATCH):

@@ -11,11 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import pytest
 import structlog
 
 from csms.config import Settings
 from csms.domain.events import ConnectorStatusChanged
 from simulators.world import World
+from smartcar_bridge import plug_in_store as plug_ins
 from tests.conftest import TIMEOUT
 from tests.e2e.bridge_env import BridgeEnv, bridge_env, car, charger
 
@@ -203,7 +205,7 @@ async def test_a_busy_day_starts_every_paying_car_on_its_own_connector_and_bills
 
 
 async def test_confirmation_start_nobody_confirms_is_stopped_and_billed_to_nobody(
-    settings: Settings, db: asyncpg.Connection
+    settings: Settings, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One linked car and an unlinked one plug in side by side: either may be on either
     # connector. Confirmation finds out; the start on the unlinked car's cable is stopped.
@@ -216,10 +218,14 @@ async def test_confirmation_start_nobody_confirms_is_stopped_and_billed_to_nobod
             await env.link(await env.create_account(), A1)
             env.runner.plug_in(UNLINKED, "CP-A1", 1)
             env.runner.plug_in(A1, "CP-A2", 1)
+            rival = _RivalReads(env, monkeypatch)
             await env.wait_for(
                 "SELECT count(*) = 1 FROM charging_sessions WHERE state = 'completed'",
                 timeout=TIMEOUT * 4,
             )
+            assert env.bridge is not None
+            ledger = env.bridge.client.ledger
+            decision_calls = {p: ledger.made(p) for p in (1, 2)}
             await env.wait_for(
                 "SELECT count(*) = 0 FROM transactions WHERE stop_received_at IS NULL"
                 " AND charge_point_id = 'CP-A1'"
@@ -238,6 +244,50 @@ async def test_confirmation_start_nobody_confirms_is_stopped_and_billed_to_nobod
         assert failed and failed[0]["reason"] == "no_candidate_charging"
     else:
         assert outcomes["CP-A1"] == "no_match"
+    # The plug-in that waits on the rival's confirmation reads nothing meanwhile (the car
+    # is held, a read could not change its decision), so its own confirmation after that
+    # one still fits its budget.
+    assert rival.during and not any(rival.during), rival.during
+    assert max(decision_calls.values()) <= 5, decision_calls
+
+
+class _RivalReads:
+    """The match reads each confirmation's rival made while that confirmation held the
+    car: counted from a moment after the hold began (a read sent before it may land just
+    after) to its release, hooked on the claim and release themselves, so no poll races
+    them."""
+
+    def __init__(self, env: BridgeEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert env.bridge is not None
+        self._ledger = env.bridge.client.ledger
+        self.during: list[int] = []
+        self._before: dict[int, int] = {}
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        claim, release = plug_ins.try_claim, plug_ins.release
+
+        async def claimed(pool: Any, plug_in_id: int, vehicle_ids: list[int], kind: str) -> bool:
+            won = await claim(pool, plug_in_id, vehicle_ids, kind)
+            if won:
+                rival = 3 - plug_in_id  # plug-ins 1 and 2
+                self._timers[plug_in_id] = asyncio.get_running_loop().call_later(
+                    0.3, lambda: self._before.__setitem__(plug_in_id, self._reads(rival))
+                )
+            return won
+
+        async def released(pool: Any, plug_in_id: int, keep: int | None = None) -> None:
+            timer = self._timers.pop(plug_in_id, None)
+            if timer is not None:
+                timer.cancel()  # a hold shorter than that counts nothing
+            before = self._before.pop(plug_in_id, None)
+            if before is not None:
+                self.during.append(self._reads(3 - plug_in_id) - before)
+            await release(pool, plug_in_id, keep=keep)
+
+        monkeypatch.setattr(plug_ins, "try_claim", claimed)
+        monkeypatch.setattr(plug_ins, "release", released)
+
+    def _reads(self, plug_in_id: int) -> int:
+        return self._ledger.decision_purposes.get(plug_in_id, {}).get("match", 0)
 
 
 async def test_stop_that_arrives_while_the_bridge_is_down_is_billed_once_after_restart(
