@@ -54,6 +54,8 @@ READ_ROUNDS = (1 / 3, 1.0)
 # The calls one plug-in decision plans for (issue 16), match reads included: a confirmation
 # that cannot afford both rounds reads its candidates once, at the end.
 DECISION_BUDGET = 5
+# The match reads that budget is planned around (CSMS_BRIDGE_DECISION_READS' default).
+DEFAULT_DECISION_READS = 4
 # A match reading this many confirm_polls old still tells the charge state before the start.
 _BEFORE_FRESH_POLLS = 3.0
 
@@ -61,6 +63,17 @@ _BEFORE_FRESH_POLLS = 3.0
 def confirmation_id_tag() -> str:
     """An idTag for one confirmation start (CiString20): ``CF`` and 18 random hex digits."""
     return "CF" + secrets.token_hex(9).upper()
+
+
+def decision_plan(decision_reads: int, decision_calls: int) -> int:
+    """The calls one plug-in decision plans for: the hard cap when one is set; else
+    ``DECISION_BUDGET``, raised by the match reads allowed beyond the default. An operator
+    who lets a decision read a small fleet whole has chosen those calls; planning the
+    confirmation on 5 regardless would leave nothing for it after the reads, so the
+    plug-ins of a busy minute would wait until give-up instead of being confirmed."""
+    if decision_calls:
+        return decision_calls
+    return DECISION_BUDGET + max(0, decision_reads - DEFAULT_DECISION_READS)
 
 
 def read_rounds(calls_left: int, *, polling: int, watched: int) -> tuple[float, ...]:
@@ -235,6 +248,17 @@ class Confirmer:
         seen = vehicle.webhook_seen_at
         return seen is not None and self._clock() - seen <= WEBHOOK_FRESH
 
+    def spare_calls(self, plug: plug_ins.PlugInRow, candidates: list[store.Vehicle]) -> int:
+        """The calls the decision has beyond what confirming these candidates needs (may
+        be negative): what a check before the start may spend without making it a guess."""
+        return self._calls_left(plug.id) - self._needed(candidates)
+
+    def _needed(self, candidates: list[store.Vehicle]) -> int:
+        return reads_to_tell_apart(
+            [self._known_before(v) for v in candidates],
+            [not self._webhooks_watch(v) for v in candidates],
+        )
+
     def _affordable(
         self, plug: plug_ins.PlugInRow, candidates: list[store.Vehicle], log: Any
     ) -> bool:
@@ -243,10 +267,7 @@ class Confirmer:
         polling one. Without them nothing is started (that would be a guess, or a decision
         over its budget): the plug-in waits, for a rival's confirmation to settle it or a
         car's webhook, until the matcher gives up on it."""
-        needed = reads_to_tell_apart(
-            [self._known_before(v) for v in candidates],
-            [not self._webhooks_watch(v) for v in candidates],
-        )
+        needed = self._needed(candidates)
         left = self._calls_left(plug.id)
         if needed <= left:
             return True

@@ -37,7 +37,7 @@ from smartcar_bridge import plug_in_store as plug_ins
 from smartcar_bridge import session_store as sessions
 from smartcar_bridge import store
 from smartcar_bridge import webhook_signals as signals
-from smartcar_bridge.confirmation import DECISION_BUDGET, ConfirmationSettings, Confirmer
+from smartcar_bridge.confirmation import ConfirmationSettings, Confirmer, decision_plan
 from smartcar_bridge.leases import PLUG_IN, SESSION
 from smartcar_bridge.matcher import CarWatch, PlugInterval, cable_event, observe
 from smartcar_bridge.ownership import LocalWork, Wake, Work, WorkPort
@@ -95,6 +95,7 @@ class PlugAndCharge:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started: dict[int, asyncio.Future[None]] = {}
         self.watch = CarWatch(pool, access, clock, reuse_for=min(2.0, settings.confirm_poll))
+        plan = decision_plan(settings.decision_reads, settings.decision_calls)
         self.confirmer = Confirmer(
             pool,
             self.watch,
@@ -104,9 +105,7 @@ class PlugAndCharge:
                 settings.confirm_timeout, settings.confirm_poll, settings.start_timeout
             ),
             clock,
-            calls_left=lambda plug_in_id: (
-                (settings.decision_calls or DECISION_BUDGET) - decision_calls_made(plug_in_id)
-            ),
+            calls_left=lambda plug_in_id: plan - decision_calls_made(plug_in_id),
         )
         self.runner = SessionRunner(
             pool=pool,
@@ -131,7 +130,7 @@ class PlugAndCharge:
             webhook_lag_s=settings.webhook_lag,
             position_trusted_s=settings.position_trusted,
             decision_spent=decision_spent,
-            call_budget=settings.decision_calls or DECISION_BUDGET,
+            call_budget=plan,
         )
 
     async def start(self) -> None:

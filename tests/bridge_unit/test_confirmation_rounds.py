@@ -6,7 +6,9 @@ import pytest
 
 from smartcar_bridge.confirmation import (
     DECISION_BUDGET,
+    DEFAULT_DECISION_READS,
     READ_ROUNDS,
+    decision_plan,
     read_rounds,
     reads_to_tell_apart,
 )
@@ -54,3 +56,26 @@ def test_a_confirmation_costs_a_read_per_unknown_state_and_per_polling_car(
     before: list[bool | None], polling: list[bool], expected: int
 ) -> None:
     assert reads_to_tell_apart(before, polling) == expected
+
+
+@pytest.mark.parametrize(
+    ("reads", "cap", "expected"),
+    [
+        (DEFAULT_DECISION_READS, 0, DECISION_BUDGET),  # issue 16's 5 with the default reads
+        (2, 0, DECISION_BUDGET),  # fewer reads never lower it
+        (50, 0, 51),  # a small fleet read whole: 46 reads more, its confirmation still fits
+        (50, 7, 7),  # a hard cap is the plan, whatever the reads
+        (4, 3, 3),
+    ],
+)
+def test_the_plan_is_the_cap_or_five_raised_by_the_reads_allowed_beyond_four(
+    reads: int, cap: int, expected: int
+) -> None:
+    assert decision_plan(reads, cap) == expected
+
+
+def test_a_plan_always_leaves_the_default_headroom_after_the_reads_when_uncapped() -> None:
+    for reads in range(0, 60):
+        plan = decision_plan(reads, 0)
+        assert plan >= DECISION_BUDGET
+        assert plan - reads >= DECISION_BUDGET - DEFAULT_DECISION_READS
