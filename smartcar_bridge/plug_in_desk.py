@@ -108,6 +108,7 @@ class PlugInDesk:
         # Polling cars each plug-in has paid a read for (its budget, issue 16).
         self._paid: dict[int, set[int]] = {}
         self._spent: dict[int, int] = {}
+        self._unchecked: set[int] = set()  # plug-ins told bridge.target_unchecked once
 
     def nudge(self) -> None:
         """Something changed (a claim released, a plug cycle ended): decide again now."""
@@ -163,6 +164,7 @@ class PlugInDesk:
             self._nudge.pop(plug_in_id, None)
             self._paid.pop(plug_in_id, None)
             self._spent.pop(plug_in_id, None)
+            self._unchecked.discard(plug_in_id)
 
     async def _fleet(self) -> list[store.Vehicle]:
         loop = asyncio.get_running_loop()
@@ -420,7 +422,11 @@ class PlugInDesk:
             vins=[mask_vin(v.vin) for v in vehicles],
             group=list(decision.group),
         )
-        wanting = await self._below_target(paid, bound)
+        # The confirmation's own reads come first: SoCs are read only with what is left
+        # (a full car on the cable simply does not charge, and the start finds that out).
+        wanting = await self._below_target(
+            row.id, paid, bound, self._confirmer.spare_calls(row, paid)
+        )
         if wanting is None:
             return False  # a battery could not be read: decide again later
         if not wanting:
@@ -437,32 +443,42 @@ class PlugInDesk:
         return True
 
     async def _below_target(
-        self, vehicles: list[store.Vehicle], bound: Any
+        self, plug_in_id: int, vehicles: list[store.Vehicle], bound: Any, spare_calls: int
     ) -> list[store.Vehicle] | None:
-        """The candidates that want charge: a car at its target is never started. A SoC
-        known from the last ``SOC_KNOWN_S`` (the car's webhooks, the match's own signals
-        page) serves without a call: an idle car gains no charge, and a stale value that
-        is too low only lets a full car into the confirmation (its session stops at once)."""
+        """The candidates that want charge: a car known at its target is never started. A
+        SoC known from the last ``SOC_KNOWN_S`` (the car's webhooks, the match's own signals
+        page, an earlier battery read) serves without a call: an idle car gains no charge,
+        and a stale value that is too low only lets a full car into the confirmation (it
+        does not charge; its session would stop at once). The unknown ones are read only
+        when ``spare_calls`` pays for all of them; otherwise they stay candidates unread
+        (``bridge.target_unchecked``, once): a confirmation with them is still exact, a
+        full car draws nothing. Without calls for the confirmation itself (``spare_calls``
+        below 0) nothing is read: that confirmation is not started anyway."""
         since = self._clock() - timedelta(seconds=SOC_KNOWN_S)
 
-        async def soc(vehicle: store.Vehicle) -> float | None:
+        def known(vehicle: store.Vehicle) -> float | None:
             reported = self._watch.reported_soc(vehicle.id, since)
             if reported is not None:
                 return reported
             battery = self._access.known_battery(vehicle, SOC_KNOWN_S)
-            if battery is None:
-                battery = await self._access.battery(vehicle, bound)
             return battery.soc_percent if battery is not None else None
 
-        with call_purpose(Purpose.SESSION_READ):
-            socs = await asyncio.gather(*(soc(v) for v in vehicles))
-        if any(s is None for s in socs):
-            return None
-        return [
-            v
-            for v, s in zip(vehicles, socs, strict=True)
-            if s is not None and s < v.target_soc_percent
-        ]
+        async def read(vehicle: store.Vehicle) -> float | None:
+            battery = await self._access.battery(vehicle, bound)
+            return battery.soc_percent if battery is not None else None
+
+        socs = {v.id: known(v) for v in vehicles}
+        unknown = [v for v in vehicles if socs[v.id] is None]
+        if unknown and len(unknown) <= spare_calls:
+            with call_purpose(Purpose.SESSION_READ):
+                read_socs = await asyncio.gather(*(read(v) for v in unknown))
+            if any(s is None for s in read_socs):
+                return None
+            socs.update(zip((v.id for v in unknown), read_socs, strict=True))
+        elif unknown and spare_calls >= 0 and plug_in_id not in self._unchecked:
+            self._unchecked.add(plug_in_id)
+            bound.info("bridge.target_unchecked", candidates=len(unknown), calls_left=spare_calls)
+        return [v for v in vehicles if (s := socs[v.id]) is None or s < v.target_soc_percent]
 
     async def _close(
         self,
