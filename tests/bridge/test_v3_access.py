@@ -297,18 +297,29 @@ async def test_link_without_user_id_is_backfilled_from_connections(
     assert [e for e in logs if e["event"] == "bridge.sc_user_id_backfilled"]
 
 
+async def _v2_link(
+    pool: asyncpg.Pool,
+    db: asyncpg.Connection,
+    client: SmartcarClient,
+    running: RunningFake,
+    world: World,
+) -> tuple[TokenStore, Car]:
+    """The world's one car linked over v2.0 OAuth: its token store and the car to read."""
+    (vehicle,) = world.vehicles.values()
+    tokens = await connect(client, running, vehicle.vin)
+    account = await db.fetchval("INSERT INTO accounts (name) VALUES ('Fleet') RETURNING id")
+    store = TokenStore(pool, TokenCipher(SECRET_KEY), client)
+    link_id = await store.save_link(account, vehicle.owner_id, tokens)
+    return store, Car(link_id, vehicle.smartcar_id)
+
+
 async def test_retired_v2_with_the_bridge_on_v2_is_reported_once_and_clearly(
     pool: asyncpg.Pool, db: asyncpg.Connection
 ) -> None:
     world = World.generate(chargers=1, vehicles=1, seed=6)
     async with run_smartcar_fake(world) as running, make_client(running, seed=1) as client:
-        (vehicle,) = world.vehicles.values()
-        tokens = await connect(client, running, vehicle.vin)
-        account = await db.fetchval("INSERT INTO accounts (name) VALUES ('Fleet') RETURNING id")
-        store = TokenStore(pool, TokenCipher(SECRET_KEY), client)
-        link_id = await store.save_link(account, vehicle.owner_id, tokens)
+        store, car = await _v2_link(pool, db, client, running, world)
         access = VehicleAccess(V2Vehicles(client, store), sleep=quick_sleep)
-        car = Car(link_id, vehicle.smartcar_id)
         assert await access.battery(car, LOG) is not None
         running.fake.v3.v2_retired = True
         with capture_logs() as logs:
@@ -364,11 +375,7 @@ async def test_a_battery_read_is_known_afterwards_at_no_call_on_v3_and_v2(
     )  # fmt: skip
     world = World.generate(chargers=1, vehicles=1, seed=8)
     async with run_smartcar_fake(world) as running, make_client(running, seed=2) as client:
-        (vehicle,) = world.vehicles.values()
-        tokens = await connect(client, running, vehicle.vin)
-        account = await db.fetchval("INSERT INTO accounts (name) VALUES ('Fleet') RETURNING id")
-        store = TokenStore(pool, TokenCipher(SECRET_KEY), client)
-        v2_car = Car(await store.save_link(account, vehicle.owner_id, tokens), vehicle.smartcar_id)
+        store, v2_car = await _v2_link(pool, db, client, running, world)
         v2 = VehicleAccess(V2Vehicles(client, store), sleep=quick_sleep, monotonic=lambda: now[0])
         for n, (access, car, ledger) in enumerate(
             [(v3, env.car, env.client.ledger), (v2, v2_car, client.ledger)]
