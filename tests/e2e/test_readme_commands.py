@@ -306,13 +306,8 @@ async def test_ctrl_c_of_the_world_prints_its_summary(
     system: CentralSystem, db: asyncpg.Connection
 ) -> None:
     ports = {9000: system.ocpp.port, 8080: system.http_port, 8090: free_port()}
-    # The README's world lasts 5 real seconds: under a loaded suite it could end on its own
-    # before its chargers were seen, and this test is about stopping one that still runs.
-    # A later --duration overrides the README's (argparse keeps the last).
     process = await asyncio.create_subprocess_exec(
         *localise(by_program("-m simulators world"), ports),
-        "--duration",
-        "36000",
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
